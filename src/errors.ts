@@ -1,0 +1,238 @@
+/**
+ * The one error hierarchy of redmesh.
+ *
+ * Every error redmesh throws or rejects with is a {@link RedmeshError}: it has a stable string `code`
+ * (documented with how to fix it in `docs/errors.md`), a `retryable` flag, optional structured `data`
+ * and, when it wraps something, a standard `cause`. Errors cross the RPC wire as
+ * `{ code, message, data, retryable }` and are rebuilt typed on the caller with {@link errorFromWire}.
+ *
+ * @module
+ */
+
+/** Stable error codes. Never rename one: callers and other services match on them. */
+export const ErrorCode = {
+  /** An option passed to a constructor or factory is invalid. */
+  INVALID_OPTIONS: "ERR_INVALID_OPTIONS",
+  /** A service name does not follow the naming rule or is reserved. */
+  INVALID_NAME: "ERR_INVALID_NAME",
+  /** An instance id is not 32 lower-case hex characters. */
+  INVALID_INSTANCE_ID: "ERR_INVALID_INSTANCE_ID",
+  /** A route pattern is malformed. */
+  INVALID_ROUTE: "ERR_INVALID_ROUTE",
+  /** A message (UMF envelope) is malformed. */
+  INVALID_MESSAGE: "ERR_INVALID_MESSAGE",
+  /** A message is larger than the configured limit. */
+  MESSAGE_TOO_LARGE: "ERR_MESSAGE_TOO_LARGE",
+  /** A signed message failed verification, or an unsigned one arrived while signing is enforced. */
+  BAD_SIGNATURE: "ERR_BAD_SIGNATURE",
+  /** The Redis URL or connection options are invalid. */
+  INVALID_REDIS_URL: "ERR_INVALID_REDIS_URL",
+  /** Redis could not be reached, or the connection dropped while a command was pending. */
+  REDIS_UNAVAILABLE: "ERR_REDIS_UNAVAILABLE",
+  /** Redis answered with an error. */
+  REDIS_ERROR: "ERR_REDIS",
+  /** A wait ran past its deadline. */
+  TIMEOUT: "ERR_TIMEOUT",
+  /** A wait was cancelled through its AbortSignal. */
+  ABORTED: "ERR_ABORTED",
+  /** The object is not started, or is stopping/stopped. */
+  NOT_RUNNING: "ERR_NOT_RUNNING",
+  /** `start()` was called on an object that is already started. */
+  ALREADY_STARTED: "ERR_ALREADY_STARTED",
+  /** No live instance of the target service exists. */
+  NO_INSTANCE: "ERR_NO_INSTANCE",
+  /** A handler threw: the remote error, rebuilt on the caller. */
+  REMOTE: "ERR_REMOTE",
+  /** The circuit breaker for the target is open. */
+  CIRCUIT_OPEN: "ERR_CIRCUIT_OPEN",
+  /** The handler's bulkhead (max in-flight) is full. */
+  BULKHEAD_FULL: "ERR_BULKHEAD_FULL",
+  /** No handler is registered for the called method. */
+  NO_HANDLER: "ERR_NO_HANDLER",
+  /** Params or a result failed schema validation. */
+  VALIDATION: "ERR_VALIDATION",
+  /** A value could not be serialised (cycles, BigInt, …). */
+  SERIALIZATION: "ERR_SERIALIZATION",
+} as const;
+
+/** Union of every stable error code. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Options accepted by every redmesh error constructor. */
+export interface RedmeshErrorOptions {
+  /** The underlying error, kept as the standard `cause`. */
+  cause?: unknown;
+  /** Structured, JSON-safe detail (crosses the wire with RPC errors). */
+  data?: Record<string, unknown>;
+  /** Overrides the class default for whether the operation may be retried. */
+  retryable?: boolean;
+}
+
+/** The wire shape of an error (what crosses RPC and what {@link errorFromWire} accepts). */
+export interface WireError {
+  code: string;
+  message: string;
+  data?: Record<string, unknown>;
+  retryable?: boolean;
+}
+
+/** Base class of every redmesh error. Match on `code` rather than on the class where you can. */
+export class RedmeshError extends Error {
+  override name = "RedmeshError";
+  /** Stable machine-readable code, e.g. `ERR_TIMEOUT`. */
+  readonly code: string;
+  /** Whether retrying the same operation may succeed. */
+  readonly retryable: boolean;
+  /** Structured detail, JSON-safe. */
+  readonly data: Record<string, unknown> | undefined;
+
+  constructor(code: string, message: string, options: RedmeshErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.data = options.data;
+  }
+
+  /** The wire form of this error (see {@link WireError}). */
+  toJSON(): WireError {
+    const out: WireError = { code: this.code, message: this.message, retryable: this.retryable };
+    if (this.data !== undefined) out.data = this.data;
+    return out;
+  }
+}
+
+/** Invalid input: options, names, routes, ids. Never retryable. */
+export class ValidationError extends RedmeshError {
+  override name = "ValidationError";
+  constructor(message: string, options: RedmeshErrorOptions & { code?: ErrorCodeValue } = {}) {
+    super(options.code ?? ErrorCode.VALIDATION, message, { ...options, retryable: false });
+  }
+}
+
+/** A malformed, oversized or badly signed message. */
+export class MessageError extends RedmeshError {
+  override name = "MessageError";
+  constructor(
+    code:
+      | typeof ErrorCode.INVALID_MESSAGE
+      | typeof ErrorCode.MESSAGE_TOO_LARGE
+      | typeof ErrorCode.BAD_SIGNATURE,
+    message: string,
+    options: RedmeshErrorOptions = {},
+  ) {
+    super(code, message, { ...options, retryable: false });
+  }
+}
+
+/** Redis is unreachable or the connection dropped. Retryable: it may come back. */
+export class ConnectionError extends RedmeshError {
+  override name = "ConnectionError";
+  constructor(message: string, options: RedmeshErrorOptions = {}) {
+    super(ErrorCode.REDIS_UNAVAILABLE, message, { retryable: true, ...options });
+  }
+}
+
+/** Redis answered with an error reply. */
+export class RedisReplyError extends RedmeshError {
+  override name = "RedisReplyError";
+  constructor(message: string, options: RedmeshErrorOptions = {}) {
+    super(ErrorCode.REDIS_ERROR, message, options);
+  }
+}
+
+/** A wait ran past its deadline. */
+export class TimeoutError extends RedmeshError {
+  override name = "TimeoutError";
+  constructor(message: string, options: RedmeshErrorOptions = {}) {
+    super(ErrorCode.TIMEOUT, message, { retryable: true, ...options });
+  }
+}
+
+/** A wait was cancelled by its caller's AbortSignal. */
+export class AbortError extends RedmeshError {
+  override name = "AbortError";
+  constructor(message = "the operation was aborted", options: RedmeshErrorOptions = {}) {
+    super(ErrorCode.ABORTED, message, { ...options, retryable: false });
+  }
+}
+
+/** The object is not in a state that allows the operation (not started, stopping, already started). */
+export class StateError extends RedmeshError {
+  override name = "StateError";
+  constructor(
+    code: typeof ErrorCode.NOT_RUNNING | typeof ErrorCode.ALREADY_STARTED,
+    message: string,
+    options: RedmeshErrorOptions = {},
+  ) {
+    super(code, message, { ...options, retryable: false });
+  }
+}
+
+/** No live instance of the target service could be found. */
+export class NoInstanceError extends RedmeshError {
+  override name = "NoInstanceError";
+  constructor(service: string, options: RedmeshErrorOptions = {}) {
+    super(ErrorCode.NO_INSTANCE, `no live instance of service "${service}"`, {
+      retryable: true,
+      ...options,
+      data: { service, ...options.data },
+    });
+  }
+}
+
+/** An error thrown by a remote handler (or any wire error whose code is not a known local class). */
+export class RemoteError extends RedmeshError {
+  override name = "RemoteError";
+}
+
+const byCode: Record<string, (w: WireError) => RedmeshError> = {
+  [ErrorCode.TIMEOUT]: (w) => new TimeoutError(w.message, wireOptions(w)),
+  [ErrorCode.ABORTED]: (w) => new AbortError(w.message, wireOptions(w)),
+  [ErrorCode.VALIDATION]: (w) => new ValidationError(w.message, wireOptions(w)),
+  [ErrorCode.REDIS_UNAVAILABLE]: (w) => new ConnectionError(w.message, wireOptions(w)),
+};
+
+function wireOptions(w: WireError): RedmeshErrorOptions {
+  const o: RedmeshErrorOptions = {};
+  if (w.data !== undefined) o.data = w.data;
+  if (w.retryable !== undefined) o.retryable = w.retryable;
+  return o;
+}
+
+/**
+ * Rebuild a typed error from its wire form. Unknown codes become a {@link RemoteError} that keeps the
+ * remote code, so callers can still match on it.
+ */
+export function errorFromWire(value: unknown): RedmeshError {
+  if (typeof value !== "object" || value === null) {
+    return new RemoteError(ErrorCode.REMOTE, typeof value === "string" ? value : "remote error");
+  }
+  const v = value as Partial<WireError>;
+  const w: WireError = {
+    code: typeof v.code === "string" && v.code.length > 0 ? v.code : ErrorCode.REMOTE,
+    message: typeof v.message === "string" ? v.message : "remote error",
+  };
+  if (typeof v.data === "object" && v.data !== null && !Array.isArray(v.data)) w.data = v.data;
+  if (typeof v.retryable === "boolean") w.retryable = v.retryable;
+  const make = byCode[w.code];
+  return make ? make(w) : new RemoteError(w.code, w.message, wireOptions(w));
+}
+
+/** Convert anything thrown into its wire form, without leaking stacks. */
+export function errorToWire(err: unknown): WireError {
+  if (err instanceof RedmeshError) return err.toJSON();
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return {
+      code: typeof code === "string" ? code : ErrorCode.REMOTE,
+      message: err.message,
+      retryable: false,
+    };
+  }
+  return { code: ErrorCode.REMOTE, message: String(err), retryable: false };
+}
+
+/** True when `err` is a redmesh error with the given code. */
+export function isRedmeshError(err: unknown, code?: string): err is RedmeshError {
+  return err instanceof RedmeshError && (code === undefined || err.code === code);
+}

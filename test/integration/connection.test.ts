@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { ConnectionError, isRedmeshError, RedisReplyError, ValidationError } from "../../src/errors.js";
+import { createRedisConnection, defineScript, resolveRedisOptions } from "../../src/redis/index.js";
+import { startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+
+describe("redis connection layer", () => {
+  let redis: TestRedis;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+
+  test("parses URLs, ACL users, db and rediss://", () => {
+    const o = resolveRedisOptions("rediss://alice:s%40cret@example.com:6380/3");
+    assert.equal(o.host, "example.com");
+    assert.equal(o.port, 6380);
+    assert.equal(o.username, "alice");
+    assert.equal(o.password, "s@cret");
+    assert.equal(o.db, 3);
+    assert.deepEqual(o.tls, {});
+    assert.equal(o.display, "rediss://alice@example.com:6380/3");
+    assert.throws(() => resolveRedisOptions("http://x"), ValidationError);
+    assert.throws(() => resolveRedisOptions("redis://x/abc"), /invalid database/);
+    assert.throws(() => resolveRedisOptions({ cluster: ["redis://a"] }), /not supported/);
+  });
+
+  test("commands, pipeline, multi, scripts and pub/sub", async () => {
+    const c = createRedisConnection({ redis: redis.url, clientName: "t" });
+    await c.connect();
+    assert.equal(await c.command(["SET", "k", "v"]), "OK");
+    assert.equal(await c.command(["GET", "k"]), "v");
+    const p = await c.pipeline([
+      ["INCR", "n"],
+      ["INCR", "n"],
+      ["HSET", "k", "f", 1],
+    ]);
+    assert.equal(p[0], 1);
+    assert.equal(p[1], 2);
+    assert.ok(p[2] instanceof RedisReplyError, "WRONGTYPE comes back as a typed error in its slot");
+    assert.deepEqual(
+      await c.multi([
+        ["INCR", "m"],
+        ["INCR", "m"],
+      ]),
+      [1, 2],
+    );
+    const s = defineScript("t", "return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    await c.command(["SCRIPT", "FLUSH"]);
+    assert.equal(await c.script(s, ["x"], [5]), 5, "NOSCRIPT falls back to EVAL");
+    assert.equal(await c.script(s, ["x"], [5]), 10);
+    const got: string[] = [];
+    await c.subscribe("ch", (m) => got.push(m));
+    assert.equal(await c.publish("ch", "hello"), 1);
+    await waitFor(() => got.length === 1);
+    assert.deepEqual(got, ["hello"]);
+    await c.close();
+    await c.close();
+  });
+
+  test("fails fast with a typed error when Redis is down, and recovers by itself", async () => {
+    const c = createRedisConnection({ redis: redis.url });
+    const downs: unknown[] = [];
+    c.on("down", (e) => downs.push(e));
+    await c.connect();
+    await redis.kill();
+    await waitFor(() => c.status !== "ready");
+    await assert.rejects(c.command(["PING"]), (e) => isRedmeshError(e) && e instanceof ConnectionError);
+    await redis.restart();
+    await waitFor(() => c.isReady, { timeoutMs: 3000 });
+    assert.equal(await c.command(["PING"]), "PONG");
+    assert.ok(downs.length >= 1);
+    await c.close();
+  });
+
+  test("connect() to nothing rejects with a typed error within its timeout", async () => {
+    const c = createRedisConnection({ redis: { port: 1, connectTimeoutMs: 300 } });
+    const t0 = Date.now();
+    await assert.rejects(c.connect(), ConnectionError);
+    assert.ok(Date.now() - t0 < 2000);
+    await c.close();
+  });
+});
