@@ -172,6 +172,8 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     if (o.tls) Object.assign(socket, { tls: true }, toTlsConnectionOptions(o.host, o.tls));
     const clientOpts: Record<string, unknown> = {
       socket,
+      // RESP3 (node-redis' default): maps arrive as plain objects (HGETALL → Record<string, string>).
+      RESP: 3,
       // Fail fast while disconnected instead of queueing unboundedly (DESIGN.md §4 "Redis faults").
       disableOfflineQueue: true,
       // One deadline per operation, set by the caller; a timer per command costs ≈ 3× throughput.

@@ -1,0 +1,519 @@
+/**
+ * `createService()`: one instance of a service, with one life cycle for every capability.
+ *
+ * Start order: connect → subscribe to registry events → register (presence, nodes, indexes, routes)
+ * → heartbeat → health. Stop order (written down because users rely on it): mark draining and
+ * announce it → stop taking new work → wait for in-flight work (bounded by `stopGraceMs`) →
+ * deregister (presence, index, nodes entry; `leave` event) → stop health and discovery → close the
+ * Redis connections. `stop()` is idempotent and is also `[Symbol.asyncDispose]`.
+ *
+ * @module
+ */
+
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { hostname as osHostname } from "node:os";
+import { z } from "zod";
+import { ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
+import { appendHealthLog, type HealthCheck, HealthMonitor, type HealthSnapshot } from "./health/index.js";
+import { assertInstanceId, assertServiceName, createKeys, type Keys } from "./keys.js";
+import { type Logger, silentLogger } from "./logger.js";
+import { RedisConnection, type RedisOptions } from "./redis/index.js";
+import { Discovery, InstanceStatus, type NodeEntry, Registration } from "./registry/index.js";
+
+/** Options of {@link createService}. Durations are in milliseconds. */
+export interface ServiceOptions {
+  /** Service name: 1-63 of `a-z 0-9 . _ -`, starting with a letter or digit. */
+  name: string;
+  /** Redis to use (URL or options). @default "redis://127.0.0.1:6379" */
+  redis?: RedisOptions;
+  /** Key prefix; `"hydra"` for Hydra compatibility. @default "redmesh" */
+  namespace?: string;
+  /** Version advertised in the registry. @default "0.0.0" */
+  version?: string;
+  /** Human description advertised in the registry. @default "" */
+  description?: string;
+  /** Service type written in the `:service` key (Hydra's `serviceType`). @default "" */
+  type?: string;
+  /** IP address advertised (for HTTP routing by the gateway). @default "" (none) */
+  ip?: string;
+  /** Port advertised. @default 0 (none) */
+  port?: number;
+  /** Host name advertised. @default os.hostname() */
+  hostName?: string;
+  /** Instance id (32 lower-case hex). @default a fresh UUIDv4 without dashes */
+  instanceId?: string;
+  /** Presence key TTL. Must be at least twice `heartbeatMs`. @default 3000 */
+  presenceTtlMs?: number;
+  /** Presence refresh interval. @default 1000 */
+  heartbeatMs?: number;
+  /** Health snapshot interval. @default 5000 */
+  healthIntervalMs?: number;
+  /** Discovery cache reconciliation interval. @default 1000 */
+  reconcileMs?: number;
+  /** Discover Hydra instances too (via the `nodes` hash). @default true when namespace is "hydra" */
+  hydraInterop?: boolean;
+  /** Longest `stop()` waits for in-flight work before deregistering anyway. @default 5000 */
+  stopGraceMs?: number;
+  /** Longest `start()` waits for Redis. @default 5000 */
+  connectTimeoutMs?: number;
+  /** pino-compatible logger for redmesh's own diagnostics. @default silent */
+  logger?: Logger;
+}
+
+/** Default service settings. */
+export const DEFAULT_SERVICE_OPTIONS = Object.freeze({
+  namespace: "redmesh",
+  version: "0.0.0",
+  description: "",
+  type: "",
+  ip: "",
+  port: 0,
+  // Hydra's values: presence written every second with a 3 s TTL, health every 5 s.
+  presenceTtlMs: 3000,
+  heartbeatMs: 1000,
+  healthIntervalMs: 5000,
+  reconcileMs: 1000,
+  stopGraceMs: 5000,
+  connectTimeoutMs: 5000,
+});
+
+const ms = (min: number) => z.number().int().min(min).max(86_400_000).optional();
+const optionsSchema = z
+  .object({
+    name: z.string(),
+    redis: z.any().optional(),
+    namespace: z.string().optional(),
+    version: z.string().max(64).optional(),
+    description: z.string().max(1024).optional(),
+    type: z.string().max(64).optional(),
+    ip: z.string().max(64).optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+    hostName: z.string().max(255).optional(),
+    instanceId: z.string().optional(),
+    presenceTtlMs: ms(100),
+    heartbeatMs: ms(20),
+    healthIntervalMs: ms(100),
+    reconcileMs: ms(20),
+    hydraInterop: z.boolean().optional(),
+    stopGraceMs: ms(0),
+    connectTimeoutMs: ms(1),
+    logger: z.any().optional(),
+  })
+  .strict();
+
+/** Life-cycle states of a service. */
+export const ServiceState = {
+  IDLE: "idle",
+  STARTING: "starting",
+  RUNNING: "running",
+  STOPPING: "stopping",
+  STOPPED: "stopped",
+} as const;
+/** Union of service states. */
+export type ServiceStateValue = (typeof ServiceState)[keyof typeof ServiceState];
+
+/** Events a {@link Service} emits. */
+export interface ServiceEvents {
+  /** `start()` completed. */
+  start: [];
+  /** `stop()` completed. */
+  stop: [];
+  /** Redis became unreachable; calls fail fast until `redis:up`. */
+  "redis:down": [{ error: RedmeshError }];
+  /** Redis is reachable again (the instance re-registers by itself if needed). */
+  "redis:up": [];
+  /** A non-fatal error (emitted only when someone listens; never thrown into the event loop). */
+  error: [RedmeshError];
+}
+
+/** The discovery surface of a service (`svc.registry`). */
+export interface RegistryView {
+  /** Every registered service name. */
+  services(): Promise<string[]>;
+  /** Live instances of a service (from the local cache). */
+  instances(service: string): ReturnType<Discovery["instances"]>;
+  /** Every live instance of every service. */
+  nodes(): ReturnType<Discovery["nodes"]>;
+  /** Registered routes per service. */
+  routes(service?: string): Promise<Record<string, string[]>>;
+  /** Subscribe to discovery changes (`join`, `leave`, `routes`, `event`). */
+  readonly events: Discovery;
+}
+
+/** Counters returned by {@link Service.stats}. */
+export interface ServiceStats {
+  heartbeats: number;
+  heartbeatErrors: number;
+  reregistrations: number;
+  reconciles: number;
+  registryEvents: number;
+  badRegistryEvents: number;
+  pruned: number;
+  healthWrites: number;
+  inFlight: number;
+}
+
+/** One running instance of a service. Create with {@link createService}. */
+export class Service extends EventEmitter<ServiceEvents> {
+  /** Service name. */
+  readonly name: string;
+  /** This instance's id (32 hex). */
+  readonly instanceId: string;
+  /** Key builder of this service's namespace. */
+  readonly keys: Keys;
+  /** The shared command connection (capabilities use it; do not close it yourself). */
+  readonly redis: RedisConnection;
+  /** Discovery. */
+  readonly registry: RegistryView;
+  /** The logger given in the options (silent by default). */
+  readonly logger: Logger;
+
+  readonly #o: Required<Omit<ServiceOptions, "redis" | "logger" | "instanceId" | "hydraInterop">> & {
+    hydraInterop: boolean;
+  };
+  readonly #discovery: Discovery;
+  readonly #registration: Registration;
+  readonly #health: HealthMonitor;
+  #state: ServiceStateValue = ServiceState.IDLE;
+  #draining = false;
+  #inFlight = 0;
+  #idleWaiters: Array<() => void> = [];
+  #startedOn = "";
+  #stopping: Promise<void> | undefined;
+  readonly #onRedisReady = ({ reconnect }: { reconnect: boolean }) => {
+    if (!reconnect || this.#state !== ServiceState.RUNNING) return;
+    this.emit("redis:up");
+    // Events may have been missed and the data may be gone: check presence now, refresh the cache.
+    void this.#registration.heartbeat();
+    this.#discovery.invalidate();
+    this.#discovery.reconcile().catch(() => undefined);
+  };
+  readonly #onRedisDown = ({ error }: { error: RedmeshError }) => {
+    if (this.#state === ServiceState.RUNNING || this.#state === ServiceState.STOPPING)
+      this.emit("redis:down", { error });
+  };
+  readonly #onRedisError = (error: RedmeshError) => {
+    if (this.listenerCount("error") > 0) this.emit("error", error);
+  };
+
+  constructor(options: ServiceOptions) {
+    super();
+    const parsed = optionsSchema.safeParse(options);
+    if (!parsed.success) {
+      throw new ValidationError(
+        `invalid service options: ${z.prettifyError(parsed.error).replace(/\n/g, "; ")}`,
+        {
+          code: ErrorCode.INVALID_OPTIONS,
+        },
+      );
+    }
+    assertServiceName(options.name);
+    const instanceId = options.instanceId ?? randomUUID().replace(/-/g, "");
+    assertInstanceId(instanceId);
+    const d = DEFAULT_SERVICE_OPTIONS;
+    const namespace = options.namespace ?? d.namespace;
+    this.#o = {
+      name: options.name,
+      namespace,
+      version: options.version ?? d.version,
+      description: options.description ?? d.description,
+      type: options.type ?? d.type,
+      ip: options.ip ?? d.ip,
+      port: options.port ?? d.port,
+      hostName: options.hostName ?? osHostname(),
+      presenceTtlMs: options.presenceTtlMs ?? d.presenceTtlMs,
+      heartbeatMs: options.heartbeatMs ?? d.heartbeatMs,
+      healthIntervalMs: options.healthIntervalMs ?? d.healthIntervalMs,
+      reconcileMs: options.reconcileMs ?? d.reconcileMs,
+      stopGraceMs: options.stopGraceMs ?? d.stopGraceMs,
+      connectTimeoutMs: options.connectTimeoutMs ?? d.connectTimeoutMs,
+      hydraInterop: options.hydraInterop ?? namespace === "hydra",
+    };
+    if (this.#o.presenceTtlMs < 2 * this.#o.heartbeatMs) {
+      throw new ValidationError(
+        `presenceTtlMs (${this.#o.presenceTtlMs}) must be at least twice heartbeatMs (${this.#o.heartbeatMs}), or one late heartbeat makes the instance vanish`,
+        { code: ErrorCode.INVALID_OPTIONS },
+      );
+    }
+    this.name = options.name;
+    this.instanceId = instanceId;
+    this.logger = options.logger ?? silentLogger;
+    this.keys = createKeys({ namespace });
+    this.redis = new RedisConnection({
+      redis: options.redis ?? "redis://127.0.0.1:6379",
+      clientName: `redmesh:${this.name}:${instanceId.slice(0, 8)}`,
+    });
+    this.#discovery = new Discovery({
+      redis: this.redis,
+      keys: this.keys,
+      logger: this.logger,
+      reconcileMs: this.#o.reconcileMs,
+      hydraInterop: this.#o.hydraInterop,
+    });
+    this.#registration = new Registration({
+      redis: this.redis,
+      keys: this.keys,
+      service: this.name,
+      instanceId,
+      serviceType: this.#o.type,
+      presenceTtlMs: this.#o.presenceTtlMs,
+      heartbeatMs: this.#o.heartbeatMs,
+      logger: this.logger,
+      node: () => this.#nodeEntry(),
+    });
+    this.#health = new HealthMonitor({
+      redis: this.redis,
+      keys: this.keys,
+      service: this.name,
+      instanceId,
+      intervalMs: this.#o.healthIntervalMs,
+      inFlight: () => this.#inFlight,
+      draining: () => this.#draining,
+      logger: this.logger,
+      counters: () => ({
+        heartbeatErrors: this.#registration.stats.heartbeatErrors,
+        reregistrations: this.#registration.stats.reregistrations,
+        badRegistryEvents: this.#discovery.stats.badEvents,
+      }),
+    });
+    const d2 = this.#discovery;
+    this.registry = {
+      services: () => d2.services(),
+      instances: (svc: string) => d2.instances(svc),
+      nodes: () => d2.nodes(),
+      routes: (svc?: string) => d2.routes(svc),
+      events: d2,
+    };
+  }
+
+  /** Namespace of the keys. */
+  get namespace(): string {
+    return this.#o.namespace;
+  }
+
+  /** Current life-cycle state. */
+  get state(): ServiceStateValue {
+    return this.#state;
+  }
+
+  /** True once `stop()` has begun: the instance takes no new work. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Work in progress (RPC handlers, jobs) counted through {@link beginWork}. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Presence and health settings in force. */
+  get settings(): Readonly<{
+    presenceTtlMs: number;
+    heartbeatMs: number;
+    healthIntervalMs: number;
+    reconcileMs: number;
+  }> {
+    const { presenceTtlMs, heartbeatMs, healthIntervalMs, reconcileMs } = this.#o;
+    return { presenceTtlMs, heartbeatMs, healthIntervalMs, reconcileMs };
+  }
+
+  #nodeEntry(): NodeEntry {
+    return {
+      serviceName: this.name,
+      serviceDescription: this.#o.description,
+      version: this.#o.version,
+      instanceID: this.instanceId,
+      updatedOn: new Date().toISOString(),
+      processID: process.pid,
+      ip: this.#o.ip,
+      port: this.#o.port,
+      hostName: this.#o.hostName,
+      rm: {
+        v: 1,
+        frames: [],
+        status: this.#draining ? InstanceStatus.DRAINING : InstanceStatus.OK,
+        startedOn: this.#startedOn,
+      },
+    };
+  }
+
+  /**
+   * Connect, register and start heartbeats and health. Rejects with a typed error (and leaves
+   * nothing running) when Redis cannot be reached within `connectTimeoutMs`.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== ServiceState.IDLE) {
+      throw new StateError(
+        ErrorCode.ALREADY_STARTED,
+        `service "${this.name}" was already started (state: ${this.#state})`,
+      );
+    }
+    this.#state = ServiceState.STARTING;
+    this.#startedOn = new Date().toISOString();
+    this.redis.on("ready", this.#onRedisReady);
+    this.redis.on("down", this.#onRedisDown);
+    this.redis.on("error", this.#onRedisError);
+    try {
+      await this.redis.connect({ timeoutMs: this.#o.connectTimeoutMs });
+      await this.#discovery.start();
+      await this.#registration.register();
+      this.#registration.startHeartbeat();
+      this.#health.start();
+    } catch (err) {
+      this.#state = ServiceState.STOPPED;
+      this.#registration.stopHeartbeat();
+      this.#health.stop();
+      await this.#discovery.stop();
+      this.#detach();
+      await this.redis.close();
+      throw err;
+    }
+    this.#state = ServiceState.RUNNING;
+    this.logger.info({ service: this.name, instanceId: this.instanceId }, "service started");
+    this.emit("start");
+  }
+
+  #detach(): void {
+    this.redis.off("ready", this.#onRedisReady);
+    this.redis.off("down", this.#onRedisDown);
+    this.redis.off("error", this.#onRedisError);
+  }
+
+  /**
+   * Drain and leave: see the module comment for the order. Idempotent; every call returns the same
+   * promise. Never rejects: cleanup steps that fail (Redis down) are logged and skipped.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    this.#stopping = this.#doStop();
+    return this.#stopping;
+  }
+
+  async #doStop(): Promise<void> {
+    const wasRunning = this.#state === ServiceState.RUNNING;
+    if (this.#state === ServiceState.IDLE) {
+      this.#state = ServiceState.STOPPED;
+      return;
+    }
+    this.#state = ServiceState.STOPPING;
+    this.#draining = true;
+    const step = async (what: string, fn: () => Promise<unknown> | unknown) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.logger.warn({ err, step: what }, "stop step failed");
+      }
+    };
+    if (wasRunning) {
+      await step("announce draining", () => this.#registration.update());
+      await step("drain in-flight work", () => this.#waitIdle(this.#o.stopGraceMs));
+      await step("deregister", () => this.#registration.deregister());
+    }
+    this.#registration.stopHeartbeat();
+    this.#health.stop();
+    await step("stop discovery", () => this.#discovery.stop());
+    this.#detach();
+    await step("close redis", () => this.redis.close());
+    this.#state = ServiceState.STOPPED;
+    this.emit("stop");
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /**
+   * Count a unit of work as in flight (shown in health, waited for by `stop()`). Returns the function
+   * that ends it; calling that more than once has no further effect.
+   */
+  beginWork(): () => void {
+    this.#inFlight++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#inFlight--;
+      if (this.#inFlight === 0) for (const w of this.#idleWaiters.splice(0)) w();
+    };
+  }
+
+  #waitIdle(timeoutMs: number): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== done);
+        this.logger.warn({ inFlight: this.#inFlight }, "stop grace period ended with work still in flight");
+        resolve();
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      this.#idleWaiters.push(done);
+    });
+  }
+
+  /**
+   * Register the HTTP routes this service answers (Hydra's routes set), e.g.
+   * `["[get]/v1/orders/:id", "[post]/v1/orders"]`. Replaces the previous set.
+   */
+  async registerRoutes(routes: readonly string[]): Promise<string[]> {
+    return this.#registration.registerRoutes(routes);
+  }
+
+  /** Add a custom health check (a failing check makes the status `degraded`). */
+  healthCheck(name: string, check: HealthCheck): void {
+    this.#health.addCheck(name, check);
+  }
+
+  /** Take a health snapshot now (without writing it). */
+  health(): Promise<HealthSnapshot> {
+    return this.#health.sample();
+  }
+
+  /** Write a health snapshot now (normally done every `healthIntervalMs`). */
+  writeHealth(): Promise<void> {
+    return this.#health.write();
+  }
+
+  /**
+   * Append an entry to this instance's Hydra-compatible health log (warnings and errors). Rejects
+   * with a typed error when Redis is down.
+   */
+  healthLog(type: "warn" | "error" | "info" | string, message: string): Promise<void> {
+    this.#requireRunning();
+    return appendHealthLog(this.redis, this.keys, this.name, this.instanceId, type, message);
+  }
+
+  /** Internal counters (heartbeats, reconciliations, events…) for diagnostics and tests. */
+  stats(): ServiceStats {
+    const r = this.#registration.stats;
+    const d = this.#discovery.stats;
+    return {
+      heartbeats: r.heartbeats,
+      heartbeatErrors: r.heartbeatErrors,
+      reregistrations: r.reregistrations,
+      reconciles: d.reconciles,
+      registryEvents: d.events,
+      badRegistryEvents: d.badEvents,
+      pruned: d.pruned,
+      healthWrites: this.#health.stats.writes,
+      inFlight: this.#inFlight,
+    };
+  }
+
+  #requireRunning(): void {
+    if (this.#state !== ServiceState.RUNNING && this.#state !== ServiceState.STOPPING) {
+      throw new StateError(
+        ErrorCode.NOT_RUNNING,
+        `service "${this.name}" is not running (state: ${this.#state})`,
+      );
+    }
+  }
+}
+
+/** Create a service instance (no I/O until `start()`). */
+export function createService(options: ServiceOptions): Service {
+  return new Service(options);
+}

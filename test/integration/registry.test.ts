@@ -1,0 +1,282 @@
+import assert from "node:assert/strict";
+import { after, afterEach, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  ConnectionError,
+  createService,
+  readHealth,
+  readHealthLog,
+  type Service,
+  type ServiceOptions,
+  ValidationError,
+} from "../../src/index.js";
+import { startFixture } from "../helpers/child.js";
+import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+
+describe("registry: registration, presence, discovery, routes, health", () => {
+  let redis: TestRedis;
+  const running: Service[] = [];
+  const problems: unknown[] = [];
+  const onProblem = (e: unknown) => problems.push(e);
+
+  before(async () => {
+    redis = await startRedis();
+    process.on("unhandledRejection", onProblem);
+    process.on("uncaughtException", onProblem);
+  });
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((s) => s.stop()));
+    assert.deepEqual(problems, [], "no unhandled rejection or uncaught exception");
+  });
+  after(async () => {
+    process.off("unhandledRejection", onProblem);
+    process.off("uncaughtException", onProblem);
+    await redis.stop();
+  });
+
+  const svc = (name: string, ns: string, extra: Partial<ServiceOptions> = {}) => {
+    const s = createService({ name, namespace: ns, redis: redis.url, ...extra });
+    running.push(s);
+    return s;
+  };
+
+  test("writes the Hydra-compatible keys and the redmesh indexes", async () => {
+    const ns = randomNamespace();
+    const a = svc("orders", ns, { version: "1.2.3", ip: "10.0.0.1", port: 8080, description: "orders api" });
+    await a.start();
+    const iid = a.instanceId;
+    assert.match(iid, /^[0-9a-f]{32}$/);
+    const serviceKey = JSON.parse(await redis.cli("GET", `${ns}:service:orders:service`));
+    assert.equal(serviceKey.serviceName, "orders");
+    assert.ok(serviceKey.registeredOn);
+    assert.equal(await redis.cli("GET", `${ns}:service:orders:${iid}:presence`), iid);
+    const pttl = Number(await redis.cli("PTTL", `${ns}:service:orders:${iid}:presence`));
+    assert.ok(pttl > 1000 && pttl <= 3000, `presence TTL ${pttl}`);
+    const node = JSON.parse(await redis.cli("HGET", `${ns}:service:nodes`, iid));
+    assert.equal(node.serviceName, "orders");
+    assert.equal(node.version, "1.2.3");
+    assert.equal(node.ip, "10.0.0.1");
+    assert.equal(node.port, 8080);
+    assert.equal(node.processID, process.pid);
+    assert.equal(node.instanceID, iid);
+    assert.ok(node.hostName);
+    assert.equal(await redis.cli("SISMEMBER", `${ns}:rm:services`, "orders"), "1");
+    assert.notEqual(await redis.cli("ZSCORE", `${ns}:service:orders:instances`, iid), "");
+  });
+
+  test("an instance is discoverable within 100 ms of start() and gone within 50 ms of stop()", async () => {
+    const ns = randomNamespace();
+    const watcher = svc("watcher", ns);
+    await watcher.start();
+    assert.deepEqual(await watcher.registry.instances("inventory"), []);
+    const inv = svc("inventory", ns);
+    await inv.start();
+    const t0 = performance.now();
+    await waitFor(
+      async () => (await watcher.registry.instances("inventory")).some((i) => i.id === inv.instanceId),
+      {
+        timeoutMs: 1000,
+        intervalMs: 1,
+      },
+    );
+    const joinMs = performance.now() - t0;
+    assert.ok(joinMs <= 100, `discovered after ${joinMs.toFixed(1)} ms`);
+
+    // A cold reader (nothing cached) sees it at once too.
+    const cold = svc("cold", ns);
+    await cold.start();
+    assert.equal((await cold.registry.instances("inventory")).length, 1);
+
+    await inv.stop();
+    const t1 = performance.now();
+    await waitFor(async () => (await watcher.registry.instances("inventory")).length === 0, {
+      timeoutMs: 1000,
+      intervalMs: 1,
+    });
+    const leaveMs = performance.now() - t1;
+    assert.ok(leaveMs <= 50, `gone after ${leaveMs.toFixed(1)} ms`);
+    assert.equal(await redis.cli("EXISTS", `${ns}:service:inventory:${inv.instanceId}:presence`), "0");
+    assert.equal(await redis.cli("HEXISTS", `${ns}:service:nodes`, inv.instanceId), "0");
+  });
+
+  test("an instance killed with SIGKILL disappears within presence TTL + 1 s", async () => {
+    const ns = randomNamespace();
+    const watcher = svc("watcher", ns);
+    await watcher.start();
+    const child = await startFixture<{ iid: string }>("service-child", [redis.url, ns, "victim"]);
+    try {
+      await waitFor(async () =>
+        (await watcher.registry.instances("victim")).some((i) => i.id === child.hello.iid),
+      );
+      await child.kill();
+      const t0 = performance.now();
+      await waitFor(async () => (await watcher.registry.instances("victim")).length === 0, {
+        timeoutMs: 6000,
+        intervalMs: 20,
+      });
+      const goneMs = performance.now() - t0;
+      assert.ok(goneMs <= 3000 + 1000, `gone after ${goneMs.toFixed(0)} ms`);
+      // nodes() prunes the dead instance's entry once its presence key has expired.
+      await waitFor(
+        async () => (await redis.cli("EXISTS", `${ns}:service:victim:${child.hello.iid}:presence`)) === "0",
+        {
+          timeoutMs: 2000,
+        },
+      );
+      const nodes = await watcher.registry.nodes();
+      assert.ok(!nodes.some((n) => n.id === child.hello.iid));
+      assert.equal(await redis.cli("HEXISTS", `${ns}:service:nodes`, child.hello.iid), "0");
+    } finally {
+      await child.kill();
+    }
+  });
+
+  test("Redis restarted under a running service: present again within 2 s, nothing thrown", async () => {
+    const ns = randomNamespace();
+    const a = svc("survivor", ns);
+    const downs: unknown[] = [];
+    a.on("redis:down", (e) => downs.push(e));
+    await a.start();
+    await redis.kill();
+    await waitFor(() => downs.length > 0, { timeoutMs: 2000 });
+    await assert.rejects(a.healthLog("warn", "x"), ConnectionError);
+    await sleep(300);
+    await redis.restart();
+    const t0 = performance.now();
+    await waitFor(
+      async () =>
+        (await redis.cli("GET", `${ns}:service:survivor:${a.instanceId}:presence`)) === a.instanceId,
+      {
+        timeoutMs: 3000,
+        intervalMs: 10,
+      },
+    );
+    const backMs = performance.now() - t0;
+    assert.ok(backMs <= 2000, `present again after ${backMs.toFixed(0)} ms`);
+    assert.ok(await redis.cli("HGET", `${ns}:service:nodes`, a.instanceId));
+    assert.equal(await redis.cli("SISMEMBER", `${ns}:rm:services`, "survivor"), "1");
+    assert.equal((await a.registry.instances("survivor")).length, 1);
+    assert.ok(a.stats().reregistrations >= 1);
+  });
+
+  test("services(), nodes() and routes()", async () => {
+    const ns = randomNamespace();
+    const a = svc("orders", ns);
+    const b = svc("billing", ns);
+    const b2 = svc("billing", ns);
+    await Promise.all([a.start(), b.start(), b2.start()]);
+    assert.deepEqual(await a.registry.services(), ["billing", "orders"]);
+    const nodes = await a.registry.nodes();
+    assert.deepEqual(nodes.map((n) => n.service).sort(), ["billing", "billing", "orders"]);
+    assert.ok(nodes.every((n) => n.node?.serviceName === n.service && n.redmesh));
+
+    const stored = await b.registerRoutes(["[GET]/v1/bills/:id", "[post]/v1/bills", "[get]/v1/bills/:id"]);
+    assert.deepEqual(stored, ["[get]/v1/bills/:id", "[post]/v1/bills"]);
+    assert.deepEqual(
+      (await redis.cli("SMEMBERS", `${ns}:service:billing:service:routes`)).split("\n").sort(),
+      stored,
+    );
+    assert.deepEqual(await a.registry.routes("billing"), { billing: stored });
+    assert.deepEqual(await a.registry.routes(), { billing: stored });
+    await assert.rejects(b.registerRoutes(["no-slash"]), ValidationError);
+    await assert.rejects(b.registerRoutes(["/a b"]), ValidationError);
+  });
+
+  test("health: snapshot outlives its interval, custom checks set the status, the log is capped at 64", async () => {
+    const ns = randomNamespace();
+    const a = svc("healthy", ns, { healthIntervalMs: 200 });
+    let ok = true;
+    a.healthCheck("db", () => ok);
+    a.healthCheck("slow", () => new Promise((r) => setTimeout(() => r(true), 5)));
+    await a.start();
+    const h = await waitFor(() => readHealth(a.redis, a.keys, "healthy", a.instanceId));
+    assert.equal(h.status, "ok");
+    assert.equal(h.instanceID, a.instanceId);
+    assert.ok(h.memory.rss > 0);
+    assert.ok(typeof h.cpuPercent === "number");
+    assert.ok(typeof h.eventLoopLagMs.p99 === "number");
+    assert.equal(h.inFlight, 0);
+    const pttl = Number(await redis.cli("PTTL", `${ns}:service:healthy:${a.instanceId}:health`));
+    assert.ok(pttl > 200, `health key TTL ${pttl} ms outlives the 200 ms interval`);
+    ok = false;
+    const end = a.beginWork();
+    await waitFor(
+      async () => (await readHealth(a.redis, a.keys, "healthy", a.instanceId))?.status === "degraded",
+    );
+    const h2 = await readHealth(a.redis, a.keys, "healthy", a.instanceId);
+    assert.equal(h2?.checks.db?.ok, false);
+    assert.equal(h2?.inFlight, 1);
+    end();
+    for (let i = 0; i < 70; i++) await a.healthLog(i % 2 ? "warn" : "error", `problem ${i}`);
+    const log = await readHealthLog(a.redis, a.keys, "healthy", a.instanceId);
+    assert.equal(log.length, 64);
+    assert.equal(log[0]?.msg, "problem 69");
+    assert.equal(log[0]?.serviceName, "healthy");
+    const ttl = Number(await redis.cli("TTL", `${ns}:service:healthy:${a.instanceId}:health:log`));
+    assert.ok(ttl > 600_000, "health log kept a week");
+  });
+
+  test("stop() drains in-flight work, announces draining, and is idempotent", async () => {
+    const ns = randomNamespace();
+    const watcher = svc("watcher", ns);
+    const a = svc("worker", ns);
+    await Promise.all([watcher.start(), a.start()]);
+    await watcher.registry.instances("worker");
+    const end = a.beginWork();
+    const stopping = a.stop();
+    await waitFor(async () => (await watcher.registry.instances("worker"))[0]?.status === "draining", {
+      timeoutMs: 1000,
+    });
+    assert.equal(a.state, "stopping");
+    await sleep(50);
+    assert.equal(a.state, "stopping", "waits for in-flight work");
+    end();
+    await stopping;
+    await a.stop();
+    assert.equal(a.state, "stopped");
+    assert.deepEqual(await watcher.registry.instances("worker"), []);
+  });
+
+  test("start() against no Redis rejects with a typed error and leaves nothing running", async () => {
+    const a = createService({ name: "lonely", redis: { port: 1 }, connectTimeoutMs: 200 });
+    await assert.rejects(a.start(), ConnectionError);
+    assert.equal(a.state, "stopped");
+    await a.stop();
+  });
+
+  test("invalid options and names are typed errors with clear messages", () => {
+    assert.throws(
+      () => createService({ name: "Bad Name" }),
+      (e: unknown) => e instanceof ValidationError && e.code === "ERR_INVALID_NAME",
+    );
+    assert.throws(() => createService({ name: "nodes" }), /reserved/);
+    assert.throws(() => createService({ name: "ok", namespace: "a:b" }), /invalid namespace/);
+    assert.throws(() => createService({ name: "ok", instanceId: "xyz" }), /instance id/);
+    assert.throws(() => createService({ name: "ok", presenceTtlMs: 1000, heartbeatMs: 1000 }), /twice/);
+    assert.throws(
+      () => createService({ name: "ok", heartbeatMs: -5 } as ServiceOptions),
+      (e: unknown) =>
+        e instanceof ValidationError && e.code === "ERR_INVALID_OPTIONS" && /heartbeatMs/.test(e.message),
+    );
+    assert.throws(() => createService({ name: "ok", bogus: 1 } as unknown as ServiceOptions), /bogus/);
+  });
+
+  test("garbage on the registry events channel is counted and ignored", async () => {
+    const ns = randomNamespace();
+    const a = svc("sturdy", ns);
+    await a.start();
+    await a.registry.instances("sturdy");
+    for (const junk of [
+      "{",
+      "null",
+      "[]",
+      '{"t":"join","svc":"../x"}',
+      '{"t":"join","svc":"ok","iid":"nope"}',
+      "x".repeat(10000),
+    ]) {
+      await redis.cli("PUBLISH", `${ns}:rm:events`, junk);
+    }
+    await waitFor(() => a.stats().badRegistryEvents >= 6, { timeoutMs: 2000 });
+    assert.equal((await a.registry.instances("sturdy")).length, 1);
+  });
+});
