@@ -53,6 +53,14 @@ export const ErrorCode = {
   VALIDATION: "ERR_VALIDATION",
   /** A value could not be serialised (cycles, BigInt, …). */
   SERIALIZATION: "ERR_SERIALIZATION",
+  /** The instance handling a call went away (presence lost) before it answered. */
+  INSTANCE_LOST: "ERR_INSTANCE_LOST",
+  /** A queued job's handler failed (threw, timed out) and the job ran out of attempts. */
+  JOB_FAILED: "ERR_JOB_FAILED",
+  /** No configuration is stored for the service (and no defaults were given). */
+  CONFIG_NOT_FOUND: "ERR_CONFIG_NOT_FOUND",
+  /** A configuration version already exists, or an expected version did not match. */
+  CONFIG_CONFLICT: "ERR_CONFIG_CONFLICT",
 } as const;
 
 /** Union of every stable error code. */
@@ -180,6 +188,34 @@ export class NoInstanceError extends RedmeshError {
   }
 }
 
+/** The circuit breaker for an instance (or service) is open: the call was not attempted. */
+export class CircuitOpenError extends RedmeshError {
+  override name = "CircuitOpenError";
+  constructor(message: string, options: RedmeshErrorOptions = {}) {
+    super(ErrorCode.CIRCUIT_OPEN, message, { retryable: true, ...options });
+  }
+}
+
+/** A bulkhead (max in-flight for a handler or target) is full: the work was rejected, not queued. */
+export class BulkheadFullError extends RedmeshError {
+  override name = "BulkheadFullError";
+  constructor(message: string, options: RedmeshErrorOptions = {}) {
+    super(ErrorCode.BULKHEAD_FULL, message, { retryable: true, ...options });
+  }
+}
+
+/** A configuration operation failed: nothing stored, a version conflict. */
+export class ConfigError extends RedmeshError {
+  override name = "ConfigError";
+  constructor(
+    code: typeof ErrorCode.CONFIG_NOT_FOUND | typeof ErrorCode.CONFIG_CONFLICT,
+    message: string,
+    options: RedmeshErrorOptions = {},
+  ) {
+    super(code, message, { ...options, retryable: false });
+  }
+}
+
 /** An error thrown by a remote handler (or any wire error whose code is not a known local class). */
 export class RemoteError extends RedmeshError {
   override name = "RemoteError";
@@ -190,6 +226,8 @@ const byCode: Record<string, (w: WireError) => RedmeshError> = {
   [ErrorCode.ABORTED]: (w) => new AbortError(w.message, wireOptions(w)),
   [ErrorCode.VALIDATION]: (w) => new ValidationError(w.message, wireOptions(w)),
   [ErrorCode.REDIS_UNAVAILABLE]: (w) => new ConnectionError(w.message, wireOptions(w)),
+  [ErrorCode.CIRCUIT_OPEN]: (w) => new CircuitOpenError(w.message, wireOptions(w)),
+  [ErrorCode.BULKHEAD_FULL]: (w) => new BulkheadFullError(w.message, wireOptions(w)),
 };
 
 function wireOptions(w: WireError): RedmeshErrorOptions {
