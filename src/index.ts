@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+export * from "./context.js";
 export * from "./envelope/index.js";
 export * from "./errors.js";
 export * from "./health/index.js";
