@@ -25,6 +25,7 @@ export {
   RESERVED_SERVICE_NAMES,
 } from "./keys.js";
 export { type LogFn, type Logger, silentLogger } from "./logger.js";
+export * from "./queue/index.js";
 export * from "./redis/index.js";
 export * from "./registry/index.js";
 export {

@@ -18,6 +18,7 @@ import { ErrorCode, type RedmeshError, StateError, ValidationError } from "./err
 import { appendHealthLog, type HealthCheck, HealthMonitor, type HealthSnapshot } from "./health/index.js";
 import { assertInstanceId, assertServiceName, createKeys, type Keys } from "./keys.js";
 import { type Logger, silentLogger } from "./logger.js";
+import { createQueue, type Queue, type QueueOptions } from "./queue/index.js";
 import { RedisConnection, type RedisOptions } from "./redis/index.js";
 import { Discovery, InstanceStatus, type NodeEntry, Registration } from "./registry/index.js";
 
@@ -181,6 +182,7 @@ export class Service extends EventEmitter<ServiceEvents> {
   #idleWaiters: Array<() => void> = [];
   #startedOn = "";
   #stopping: Promise<void> | undefined;
+  readonly #queues = new Map<string, Queue<unknown>>();
   readonly #onRedisReady = ({ reconnect }: { reconnect: boolean }) => {
     if (!reconnect || this.#state !== ServiceState.RUNNING) return;
     this.emit("redis:up");
@@ -407,6 +409,10 @@ export class Service extends EventEmitter<ServiceEvents> {
     };
     if (wasRunning) {
       await step("announce draining", () => this.#registration.update());
+      // Queues first: finish or return in-flight jobs while this instance is still registered.
+      await step("stop queues", () =>
+        Promise.all([...this.#queues.values()].map((q) => q.stop({ graceMs: this.#o.stopGraceMs }))),
+      );
       await step("drain in-flight work", () => this.#waitIdle(this.#o.stopGraceMs));
       await step("deregister", () => this.#registration.deregister());
     }
@@ -452,6 +458,35 @@ export class Service extends EventEmitter<ServiceEvents> {
       };
       this.#idleWaiters.push(done);
     });
+  }
+
+  /**
+   * A reliable work queue (cached per service and name). `"default"` is this service's own
+   * Hydra-compatible queue (`mqrecieved`); `options.service` binds it to another service's queue (to
+   * produce for it). Workers started with `process()` are stopped by `stop()` before deregistering.
+   */
+  queue<T = unknown>(
+    name = "default",
+    options: Omit<QueueOptions, "redis" | "keys" | "name" | "service"> & { service?: string } = {},
+  ): Queue<T> {
+    const service = options.service ?? this.name;
+    const key = `${service}\u0000${name}`;
+    let q = this.#queues.get(key);
+    if (!q) {
+      q = createQueue<unknown>({
+        consumerId: this.instanceId,
+        from: `${this.name}:/`,
+        logger: this.logger,
+        beginWork: () => this.beginWork(),
+        ...options,
+        redis: this.redis,
+        keys: this.keys,
+        service,
+        name,
+      });
+      this.#queues.set(key, q);
+    }
+    return q as Queue<T>;
   }
 
   /**

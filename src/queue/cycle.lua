@@ -1,0 +1,30 @@
+-- cycle: one worker round trip: acknowledge finished jobs, refresh the lease, claim new jobs.
+-- KEYS[1] pending list        claimed from the right (oldest first; Hydra's RPOPLPUSH end)
+-- KEYS[2] active list         this consumer's in-progress list (newest claim on the left)
+-- KEYS[3] consumers zset      consumer id -> lease deadline (ms, Redis clock)
+-- KEYS[4] stats hash          counters: processed, failed, retried, dead, requeued
+-- KEYS[5] job-id set          ids of unique jobs (removed when the job completes)
+-- ARGV[1] consumer id
+-- ARGV[2] lease ms
+-- ARGV[3] how many jobs to claim (0 = only ack)
+-- ARGV[4] number of acks a, then a entries (exact strings as claimed), then the unique ids to forget
+-- Returns the claimed entries, oldest first.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local a = tonumber(ARGV[4])
+if a > 0 then
+  for i = 5, 4 + a do redis.call('LREM', KEYS[2], -1, ARGV[i]) end
+  redis.call('HINCRBY', KEYS[4], 'processed', a)
+end
+if #ARGV > 4 + a then
+  redis.call('SREM', KEYS[5], unpack(ARGV, 5 + a, #ARGV))
+end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
+local want = tonumber(ARGV[3])
+local out = {}
+for i = 1, want do
+  local e = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not e then break end
+  out[i] = e
+end
+return out

@@ -1,0 +1,28 @@
+/**
+ * Reliable work queues: at-least-once delivery on Redis lists, Hydra-compatible (see docs/queues.md).
+ * @module
+ */
+export type {
+  Backoff,
+  JobOptions,
+} from "./job.js";
+export {
+  type AddResult,
+  type BlockingConnection,
+  createQueue,
+  DEFAULT_PROCESS_OPTIONS,
+  DEFAULT_QUEUE_OPTIONS,
+  type DeadLetter,
+  type Job,
+  type JobFailure,
+  type JobHandler,
+  type ProcessOptions,
+  Queue,
+  type QueueEvents,
+  type QueueOptions,
+  type QueueRedis,
+  type QueueStats,
+  type QueueWarning,
+  QueueWarningCode,
+  type QueueWarningCodeValue,
+} from "./queue.js";
