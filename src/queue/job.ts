@@ -145,7 +145,14 @@ const JOB_OPTION_KEYS = new Set(["delay", "attempts", "backoff", "jobId", "prior
 export function encodeJob(
   body: unknown,
   options: JobOptions | undefined,
-  defaults: { to: string; from: string; attempts: number; backoff: [number, "f" | "e", number] },
+  defaults: {
+    to: string;
+    from: string;
+    attempts: number;
+    backoff: [number, "f" | "e", number];
+    /** The producer's queue was configured with its own attempts/backoff: always write them. */
+    explicit: boolean;
+  },
   maxBytes: number,
 ): EncodedJob {
   let attempts = defaults.attempts;
@@ -153,19 +160,27 @@ export function encodeJob(
   let delay = 0;
   let id: string | undefined;
   let priority: "0" | "1" = "0";
+  let withMetaField = defaults.explicit;
   if (options !== undefined) {
     if (typeof options !== "object" || options === null) throw bad("job options must be an object");
     for (const k of Object.keys(options)) {
       if (!JOB_OPTION_KEYS.has(k)) throw bad(`unknown job option "${k}"`);
     }
     if (options.delay !== undefined) delay = checkMs(options.delay, "delay");
-    if (options.attempts !== undefined) attempts = checkAttempts(options.attempts);
-    if (options.backoff !== undefined) [b, bt, bm] = resolveBackoff(options.backoff);
+    if (options.attempts !== undefined) {
+      attempts = checkAttempts(options.attempts);
+      withMetaField = true;
+    }
+    if (options.backoff !== undefined) {
+      [b, bt, bm] = resolveBackoff(options.backoff);
+      withMetaField = true;
+    }
     if (options.jobId !== undefined) {
       if (typeof options.jobId !== "string" || options.jobId.length === 0 || options.jobId.length > 256) {
         throw bad("jobId must be a non-empty string of at most 256 characters");
       }
       id = options.jobId;
+      withMetaField = true;
     }
     if (options.priority !== undefined) {
       if (options.priority !== "high" && options.priority !== "normal") {
@@ -176,8 +191,13 @@ export function encodeJob(
   }
   if (body === undefined) throw bad("a job body is required (use null for none)");
   const mid = id ?? randomUUID();
-  const meta: EntryMeta = { a: attempts, n: 0, b, bt, bm };
-  if (id !== undefined) meta.u = 1;
+  // A job without its own attempts/backoff/id carries no `rmq`: it gets the consuming queue's
+  // defaults (as a Hydra message does), and the entry stays small (acks send whole entries).
+  let meta: EntryMeta | undefined;
+  if (withMetaField) {
+    meta = { a: attempts, n: 0, b, bt, bm };
+    if (id !== undefined) meta.u = 1;
+  }
   let entry: string;
   try {
     entry = JSON.stringify({

@@ -253,7 +253,10 @@ type QueueStateValue = (typeof QueueState)[keyof typeof QueueState];
 interface Running {
   raw: string;
   p: ParsedEntry;
-  ac: AbortController;
+  /** Created on first use of `job.signal` (most handlers never look at it). */
+  ac: AbortController | undefined;
+  /** Set once the job is aborted (timeout, stop). */
+  abortReason: unknown;
   deadline: number;
   done: boolean;
   endWork: (() => void) | undefined;
@@ -273,6 +276,8 @@ const MAX_RAW_CHARS = 4096;
 const PROMOTE_BATCH = 1000;
 /** Dead workers handled per reaper pass. */
 const REAP_BATCH = 20;
+/** Claim/ack round trips in flight at once per worker (2: one on the wire while the last batch runs). */
+const MAX_CYCLES = 2;
 /** Entries per redrive/release script call (keeps each script short). */
 const CHUNK = 500;
 
@@ -318,6 +323,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     to: string;
   };
   readonly #defaults: JobDefaults;
+  readonly #explicitDefaults: boolean;
   readonly #beginWork: (() => () => void) | undefined;
   readonly #k: {
     pending: string;
@@ -342,7 +348,8 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   readonly #owned = new Map<string, number>();
   #acks: string[] = [];
   #ackIds: string[] = [];
-  #cycling = false;
+  #cycles = 0;
+  #claiming = 0;
   #pumpAgain = false;
   #pumpScheduled = false;
   #blocking: BlockingConnection | undefined;
@@ -398,6 +405,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       from: options.from ?? `${options.service}:/`,
       to: `${options.service}:/`,
     };
+    this.#explicitDefaults = options.attempts !== undefined || options.backoff !== undefined;
     this.#defaults = {
       attempts: checkAttempts(options.attempts ?? d.attempts),
       backoff: resolveBackoff(options.backoff ?? d.backoff),
@@ -471,6 +479,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
         from: this.#o.from,
         attempts: this.#defaults.attempts,
         backoff: this.#defaults.backoff,
+      explicit: this.#explicitDefaults,
       },
       this.#o.maxBytes,
     );
@@ -563,16 +572,22 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     return this.#state === QueueState.RUNNING && !this.#paused;
   }
 
+  /**
+   * One round trip: acknowledge what finished, claim what the free slots can take. Up to
+   * {@link MAX_CYCLES} round trips overlap, so jobs run while the next batch is on its way (the
+   * in-progress list then holds at most about twice `concurrency` entries).
+   */
   async #pump(): Promise<void> {
-    if (this.#cycling) {
+    if (this.#cycles >= MAX_CYCLES || (this.#needReconcile && this.#cycles > 0)) {
       this.#pumpAgain = true;
       return;
     }
     const w = this.#worker;
     if (!w) return;
-    const want = this.#canClaim() ? Math.max(0, w.concurrency - this.#active) : 0;
+    const want = this.#canClaim() ? Math.max(0, w.concurrency - this.#active - this.#claiming) : 0;
     if (want === 0 && this.#acks.length === 0 && !this.#needReconcile) return;
-    this.#cycling = true;
+    this.#cycles++;
+    this.#claiming += want;
     const acks = this.#acks;
     const ids = this.#ackIds;
     this.#acks = [];
@@ -593,12 +608,14 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       // The acks are still in the in-progress list: try again (acking twice is harmless).
       this.#acks = acks.concat(this.#acks);
       this.#ackIds = ids.concat(this.#ackIds);
-      this.#cycling = false;
+      this.#cycles--;
+      this.#claiming -= want;
       this.#onRedisError(err, "claim");
       return;
     }
     for (const a of acks) this.#disown(a);
-    this.#cycling = false;
+    this.#cycles--;
+    this.#claiming -= want;
     this.counters.claimed += claimed.length;
     // Entries claimed while stopping stay in the in-progress list: stop() returns them.
     if (this.#state === QueueState.RUNNING) {
@@ -694,11 +711,11 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       return;
     }
     const p = parsed.entry;
-    const ac = new AbortController();
     const run: Running = {
       raw,
       p,
-      ac,
+      ac: undefined,
+      abortReason: undefined,
       deadline: w.timeout > 0 ? Date.now() + w.timeout : Number.POSITIVE_INFINITY,
       done: false,
       endWork: this.#beginWork?.(),
@@ -711,7 +728,13 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       attempt: p.meta.n + 1,
       attempts: p.meta.a,
       queue: this.name,
-      signal: ac.signal,
+      get signal() {
+        if (!run.ac) {
+          run.ac = new AbortController();
+          if (run.abortReason !== undefined) run.ac.abort(run.abortReason);
+        }
+        return run.ac.signal;
+      },
       message: p.obj,
     };
     const cid = typeof p.obj.cid === "string" && p.obj.cid.length > 0 ? p.obj.cid : p.id;
@@ -760,7 +783,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
         const err = new TimeoutError(
           `job ${run.p.id} did not finish within ${this.#worker?.timeout} ms (attempt ${run.p.meta.n + 1})`,
         );
-        run.ac.abort(err);
+        abortRun(run, err);
         this.#finish(run, false, err);
       }
     }
@@ -1162,7 +1185,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       });
     }
     for (const run of [...this.#running]) {
-      run.ac.abort(new AbortError(`queue "${this.name}" is stopping`));
+      abortRun(run, new AbortError(`queue "${this.name}" is stopping`));
       run.done = true;
       this.#running.delete(run);
       this.#active--;
@@ -1171,8 +1194,8 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     // 3. Flush acknowledgements and failures (bounded: if Redis is down they stay in our list and the
     //    reaper of another worker returns them once our lease expires).
     const deadline = Date.now() + Math.max(1000, graceMs);
-    while ((this.#acks.length > 0 || this.#cycling) && Date.now() < deadline) {
-      if (!this.#cycling) await this.#pump();
+    while ((this.#acks.length > 0 || this.#cycles > 0) && Date.now() < deadline) {
+      if (this.#cycles === 0) await this.#pump();
       else await new Promise<void>((r) => setTimeout(r, 5));
       if (this.#acks.length > 0 && this.#errorStreak > 0) await new Promise<void>((r) => setTimeout(r, 50));
     }
@@ -1213,6 +1236,12 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+function abortRun(run: Running, reason: unknown): void {
+  if (run.abortReason !== undefined) return;
+  run.abortReason = reason;
+  run.ac?.abort(reason);
 }
 
 function toRecord(v: unknown): Record<string, unknown> {
