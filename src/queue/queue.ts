@@ -479,7 +479,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
         from: this.#o.from,
         attempts: this.#defaults.attempts,
         backoff: this.#defaults.backoff,
-      explicit: this.#explicitDefaults,
+        explicit: this.#explicitDefaults,
       },
       this.#o.maxBytes,
     );

@@ -86,7 +86,10 @@ test("10,000 jobs, 3 worker processes, one SIGKILLed mid-run: all processed, non
       duplicates <= held,
       `duplicates (${duplicates}) ≤ jobs in flight in the killed worker (${held})`,
     );
-    assert.ok(held <= 2 * opts.concurrency + 1, `held entries per worker are bounded by 2 × concurrency (${held})`);
+    assert.ok(
+      held <= 2 * opts.concurrency + 1,
+      `held entries per worker are bounded by 2 × concurrency (${held})`,
+    );
     for (let n = 0; n < N; n++) assert.ok(seen.has(n), `job ${n} processed`);
     t.diagnostic(
       `killed at ${killedAt} seen; victim held ${held}; requeued ${st.requeued}; duplicates ${duplicates}`,
