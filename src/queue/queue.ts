@@ -344,8 +344,10 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   #paused = false;
   #active = 0;
   readonly #running = new Set<Running>();
-  /** Entries this worker holds in its in-progress list (multiset), to recognise strays. */
-  readonly #owned = new Map<string, number>();
+  /** Entries whose failure is being written (multiset), to recognise strays. */
+  readonly #failing = new Map<string, number>();
+  /** Entries claimed while stopping: left in the in-progress list for stop() to return. */
+  readonly #held: string[] = [];
   #acks: string[] = [];
   #ackIds: string[] = [];
   #cycles = 0;
@@ -594,15 +596,11 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     this.#ackIds = [];
     let claimed: string[];
     try {
-      if (this.#needReconcile && !this.#blockingBusy) await this.#reconcile();
-      claimed = await this.#redis.script<string[]>(CYCLE, this.#cycleKeys, [
-        this.consumerId,
-        this.#o.leaseMs,
-        want,
-        acks.length,
-        ...acks,
-        ...ids,
-      ]);
+      if (this.#needReconcile && !this.#blockingBusy) await this.#reconcile(acks);
+      const args: RedisArg[] = [this.consumerId, this.#o.leaseMs, want, acks.length];
+      for (const a of acks) args.push(a);
+      for (const id of ids) args.push(id);
+      claimed = await this.#redis.script<string[]>(CYCLE, this.#cycleKeys, args);
       this.#errorStreak = 0;
     } catch (err) {
       // The acks are still in the in-progress list: try again (acking twice is harmless).
@@ -613,7 +611,6 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       this.#onRedisError(err, "claim");
       return;
     }
-    for (const a of acks) this.#disown(a);
     this.#cycles--;
     this.#claiming -= want;
     this.counters.claimed += claimed.length;
@@ -621,7 +618,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     if (this.#state === QueueState.RUNNING) {
       for (const raw of claimed) this.#dispatch(raw);
     } else {
-      for (const raw of claimed) this.#own(raw);
+      this.#held.push(...claimed);
     }
     if (want > 0 && claimed.length < want) void this.#block();
     if (this.#pumpAgain || this.#acks.length > 0) {
@@ -651,7 +648,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       if (typeof raw === "string") {
         this.counters.claimed++;
         if (this.#state === QueueState.RUNNING) this.#dispatch(raw);
-        else this.#own(raw);
+        else this.#held.push(raw);
       }
       this.#errorStreak = 0;
     } catch (err) {
@@ -691,19 +688,18 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     this.#timers.add(t);
   }
 
-  #own(raw: string): void {
-    this.#owned.set(raw, (this.#owned.get(raw) ?? 0) + 1);
-  }
-
-  #disown(raw: string): void {
-    const n = this.#owned.get(raw);
-    if (n === undefined) return;
-    if (n <= 1) this.#owned.delete(raw);
-    else this.#owned.set(raw, n - 1);
+  /** What this worker knows it holds in its in-progress list (a multiset). */
+  #known(extra: readonly string[]): Map<string, number> {
+    const m = new Map<string, number>(this.#failing);
+    const add = (raw: string) => m.set(raw, (m.get(raw) ?? 0) + 1);
+    for (const r of this.#running) add(r.raw);
+    for (const raw of this.#acks) add(raw);
+    for (const raw of this.#held) add(raw);
+    for (const raw of extra) add(raw);
+    return m;
   }
 
   #dispatch(raw: string): void {
-    this.#own(raw);
     const w = this.#worker!;
     const parsed = parseEntry(raw, this.#defaults, this.#o.maxBytes);
     if (!parsed.ok) {
@@ -828,6 +824,24 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     id: string,
     reason: string,
   ): Promise<void> {
+    this.#failing.set(raw, (this.#failing.get(raw) ?? 0) + 1);
+    try {
+      await this.#runFailLoop(raw, entry, mode, delay, id, reason);
+    } finally {
+      const n = this.#failing.get(raw) ?? 1;
+      if (n <= 1) this.#failing.delete(raw);
+      else this.#failing.set(raw, n - 1);
+    }
+  }
+
+  async #runFailLoop(
+    raw: string,
+    entry: string,
+    mode: "retry" | "dead",
+    delay: number,
+    id: string,
+    reason: string,
+  ): Promise<void> {
     for (let tries = 0; ; tries++) {
       try {
         const [removed] = await this.#redis.script<[number, number]>(FAIL, this.#failKeys, [
@@ -836,7 +850,6 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
           mode,
           delay,
         ]);
-        this.#disown(raw);
         if (Number(removed) === 1) {
           if (mode === "dead") {
             this.counters.dead++;
@@ -862,14 +875,15 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
    * After a Redis error, a claim's reply may have been lost although Redis moved the entry: return
    * every entry of this worker's in-progress list that it does not know about.
    */
-  async #reconcile(): Promise<void> {
+  async #reconcile(acking: readonly string[]): Promise<void> {
     const list = await this.#redis.command<string[]>(["LRANGE", this.#k.active, 0, -1]);
+    const known = this.#known(acking);
     const seen = new Map<string, number>();
     const strays: string[] = [];
     for (const e of list) {
       const n = (seen.get(e) ?? 0) + 1;
       seen.set(e, n);
-      if (n > (this.#owned.get(e) ?? 0)) strays.push(e);
+      if (n > (known.get(e) ?? 0)) strays.push(e);
     }
     for (let i = 0; i < strays.length; i += CHUNK) {
       await this.#redis.script(RELEASE, [this.#k.active, this.#k.pending], strays.slice(i, i + CHUNK));
