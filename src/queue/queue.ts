@@ -366,6 +366,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   #delayTimer: NodeJS.Timeout | undefined;
   #delayAt = Number.POSITIVE_INFINITY;
   #warned = false;
+  #subscribed = false;
   #stopping: Promise<void> | undefined;
   #idleWaiters: Array<() => void> = [];
   readonly #wakeListener = (message: string) => {
@@ -543,10 +544,20 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       const every = Math.min(1000, Math.max(10, Math.floor(timeout / 5)));
       this.#sweepTimer = setInterval(() => this.#sweep(), every);
     }
-    this.#redis.subscribe(this.#k.wake, this.#wakeListener).catch((err) => this.#report(err, "subscribe"));
+    this.#subscribeWake();
     if (this.#o.checkDurability) this.#track(this.checkDurability().then(() => undefined));
     this.#schedulePump();
     return this;
+  }
+
+  /** Listen for "a delayed job is due soon" (retried from the reaper pass until it succeeds). */
+  #subscribeWake(): void {
+    if (this.#subscribed || this.#state !== QueueState.RUNNING) return;
+    this.#subscribed = true;
+    this.#redis.subscribe(this.#k.wake, this.#wakeListener).catch((err) => {
+      this.#subscribed = false;
+      this.#report(err, "subscribe");
+    });
   }
 
   /** Stop claiming new jobs (running ones finish). Local to this worker. */
@@ -953,6 +964,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
    */
   async reap(): Promise<number> {
     this.counters.reaps++;
+    this.#subscribeWake();
     const res = await this.#redis.script<unknown[]>(
       REAP,
       [this.#k.consumers, this.#k.index, this.#k.delayed, this.#k.pending],

@@ -326,6 +326,26 @@ describe("queue: processing", () => {
   });
 });
 
+describe("queue: start order", () => {
+  test("a worker started before its service connects begins once Redis is reachable (delays included)", async () => {
+    const ns = randomNamespace("qo");
+    const svc = createService({ name: "early", namespace: ns, redis: redis.url });
+    cleanup.push(() => svc.stop());
+    const q = svc.queue<number>("jobs", { reapIntervalMs: 50 });
+    const got: number[] = [];
+    q.on("error", () => {});
+    q.process((b) => {
+      got.push(b);
+    });
+    await sleep(100);
+    await svc.start();
+    await q.add(1);
+    await q.add(2, { delay: 100 });
+    await waitFor(() => got.length === 2, { what: "both jobs" });
+    assert.deepEqual(got, [1, 2]);
+  });
+});
+
 describe("queue: reaper", () => {
   test("returns the in-progress list of a worker whose lease expired", async () => {
     const { q, keys } = makeQueue();
