@@ -7,17 +7,27 @@
 -- ARGV[1] consumer id
 -- ARGV[2] lease ms
 -- ARGV[3] how many jobs to claim (0 = only ack)
--- ARGV[4] number of acks a, then a entries (exact strings as claimed), then the unique ids to forget
+-- ARGV[4] number of acks a
+-- ARGV[5] the acknowledged entries packed as "<byte length>:<entry>" one after the other (one
+--         argument instead of a: the client writes one string, not a hundred)
+-- ARGV[6..] the unique job ids to forget
 -- Returns the claimed entries, oldest first.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local a = tonumber(ARGV[4])
 if a > 0 then
-  for i = 5, 4 + a do redis.call('LREM', KEYS[2], -1, ARGV[i]) end
+  local packed = ARGV[5]
+  local pos = 1
+  for _ = 1, a do
+    local c = string.find(packed, ':', pos, true)
+    local len = tonumber(string.sub(packed, pos, c - 1))
+    redis.call('LREM', KEYS[2], -1, string.sub(packed, c + 1, c + len))
+    pos = c + len + 1
+  end
   redis.call('HINCRBY', KEYS[4], 'processed', a)
 end
-if #ARGV > 4 + a then
-  redis.call('SREM', KEYS[5], unpack(ARGV, 5 + a, #ARGV))
+if #ARGV > 5 then
+  redis.call('SREM', KEYS[5], unpack(ARGV, 6, #ARGV))
 end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
 local want = tonumber(ARGV[3])

@@ -126,6 +126,12 @@ export interface ProcessOptions {
   /** Jobs run at once by this worker. @default 10 */
   concurrency?: number;
   /**
+   * Jobs claimed ahead of free slots, so the next batch is on its way while the last one runs (they
+   * wait, leased, in this worker's in-progress list). 0 claims only for free slots.
+   * @default concurrency
+   */
+  prefetch?: number;
+  /**
    * Handler deadline in ms (0 = none): past it the job's `signal` aborts and the job counts as failed
    * (retried or dead-lettered). @default 30000
    */
@@ -265,6 +271,7 @@ interface Running {
 interface Worker {
   handler: JobHandler<unknown>;
   concurrency: number;
+  prefetch: number;
   timeout: number;
 }
 
@@ -348,6 +355,9 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   readonly #failing = new Map<string, number>();
   /** Entries claimed while stopping: left in the in-progress list for stop() to return. */
   readonly #held: string[] = [];
+  /** Claimed entries waiting for a free slot (prefetch), from `#bufferHead` on. */
+  readonly #buffer: string[] = [];
+  #bufferHead = 0;
   #acks: string[] = [];
   #ackIds: string[] = [];
   #cycles = 0;
@@ -374,7 +384,16 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     if (Number.isFinite(dueIn)) this.#scheduleDelayed(Date.now() + Math.max(0, dueIn));
   };
   /** Local counters (this process). */
-  readonly counters = { processed: 0, failed: 0, dead: 0, claimed: 0, requeuedOthers: 0, reaps: 0 };
+  readonly counters = {
+    processed: 0,
+    failed: 0,
+    dead: 0,
+    claimed: 0,
+    cycles: 0,
+    blockingClaims: 0,
+    requeuedOthers: 0,
+    reaps: 0,
+  };
 
   constructor(options: QueueOptions) {
     super();
@@ -535,7 +554,13 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       });
     }
     const timeout = ms(options.timeout ?? DEFAULT_PROCESS_OPTIONS.timeout, "timeout", 0);
-    this.#worker = { handler: handler as JobHandler<unknown>, concurrency, timeout };
+    const prefetch = options.prefetch ?? concurrency;
+    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 10_000) {
+      throw new ValidationError("prefetch must be an integer from 0 to 10000", {
+        code: ErrorCode.INVALID_OPTIONS,
+      });
+    }
+    this.#worker = { handler: handler as JobHandler<unknown>, concurrency, prefetch, timeout };
     this.#state = QueueState.RUNNING;
     this.#leaseTimer = setInterval(() => this.#refreshLease(), Math.max(50, Math.floor(this.#o.leaseMs / 3)));
     this.#scheduleReap(0);
@@ -569,6 +594,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
+    this.#drainBuffer();
     this.#schedulePump();
   }
 
@@ -597,7 +623,16 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     }
     const w = this.#worker;
     if (!w) return;
-    const want = this.#canClaim() ? Math.max(0, w.concurrency - this.#active - this.#claiming) : 0;
+    const want = this.#canClaim()
+      ? Math.max(
+          0,
+          w.concurrency +
+            w.prefetch -
+            this.#active -
+            (this.#buffer.length - this.#bufferHead) -
+            this.#claiming,
+        )
+      : 0;
     if (want === 0 && this.#acks.length === 0 && !this.#needReconcile) return;
     this.#cycles++;
     this.#claiming += want;
@@ -608,8 +643,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     let claimed: string[];
     try {
       if (this.#needReconcile && !this.#blockingBusy) await this.#reconcile(acks);
-      const args: RedisArg[] = [this.consumerId, this.#o.leaseMs, want, acks.length];
-      for (const a of acks) args.push(a);
+      const args: RedisArg[] = [this.consumerId, this.#o.leaseMs, want, acks.length, packEntries(acks)];
       for (const id of ids) args.push(id);
       claimed = await this.#redis.script<string[]>(CYCLE, this.#cycleKeys, args);
       this.#errorStreak = 0;
@@ -625,9 +659,11 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     this.#cycles--;
     this.#claiming -= want;
     this.counters.claimed += claimed.length;
+    this.counters.cycles++;
     // Entries claimed while stopping stay in the in-progress list: stop() returns them.
     if (this.#state === QueueState.RUNNING) {
-      for (const raw of claimed) this.#dispatch(raw);
+      for (const raw of claimed) this.#buffer.push(raw);
+      this.#drainBuffer();
     } else {
       this.#held.push(...claimed);
     }
@@ -658,8 +694,11 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       );
       if (typeof raw === "string") {
         this.counters.claimed++;
-        if (this.#state === QueueState.RUNNING) this.#dispatch(raw);
-        else this.#held.push(raw);
+        this.counters.blockingClaims++;
+        if (this.#state === QueueState.RUNNING) {
+          this.#buffer.push(raw);
+          this.#drainBuffer();
+        } else this.#held.push(raw);
       }
       this.#errorStreak = 0;
     } catch (err) {
@@ -706,6 +745,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     for (const r of this.#running) add(r.raw);
     for (const raw of this.#acks) add(raw);
     for (const raw of this.#held) add(raw);
+    for (let i = this.#bufferHead; i < this.#buffer.length; i++) add(this.#buffer[i]!);
     for (const raw of extra) add(raw);
     return m;
   }
@@ -780,7 +820,25 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       this.#track(this.#fail(run, err));
     }
     if (this.#state === QueueState.STOPPING) this.#checkIdle();
+    else this.#drainBuffer();
     this.#schedulePump();
+  }
+
+  /** Start buffered (claimed, not yet started) jobs while slots are free. */
+  #drainBuffer(): void {
+    const w = this.#worker;
+    if (!w || this.#paused || this.#state !== QueueState.RUNNING) return;
+    while (this.#active < w.concurrency && this.#bufferHead < this.#buffer.length) {
+      const raw = this.#buffer[this.#bufferHead++]!;
+      this.#dispatch(raw);
+    }
+    if (this.#bufferHead === this.#buffer.length) {
+      this.#buffer.length = 0;
+      this.#bufferHead = 0;
+    } else if (this.#bufferHead > 1024) {
+      this.#buffer.splice(0, this.#bufferHead);
+      this.#bufferHead = 0;
+    }
   }
 
   #sweep(): void {
@@ -1262,6 +1320,13 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
+}
+
+/** `"<byte length>:<entry>"` concatenated: many entries in one argument (see cycle.lua). */
+function packEntries(entries: readonly string[]): string {
+  let out = "";
+  for (const e of entries) out += `${Buffer.byteLength(e)}:${e}`;
+  return out;
 }
 
 function abortRun(run: Running, reason: unknown): void {
