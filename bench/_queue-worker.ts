@@ -13,6 +13,11 @@ if (!system || !url || !ns)
   throw new Error("usage: _queue-worker <system> <redisUrl> <ns> <jobs> <concurrency>");
 const N = Number(jobsArg);
 const C = Number(concArg);
+const cpu0 = { v: process.cpuUsage() };
+const cpuUs = () => {
+  const c = process.cpuUsage(cpu0.v);
+  return c.user + c.system;
+};
 const out = (o: unknown) => process.stdout.write(`${typeof o === "string" ? o : JSON.stringify(o)}\n`);
 const go = () => new Promise<void>((r) => process.stdin.once("data", () => r()));
 
@@ -25,6 +30,7 @@ if (system === "redmesh") {
   out("ready");
   await go();
   const t0 = performance.now();
+  cpu0.v = process.cpuUsage();
   q.process(
     async () => {
       handled++;
@@ -36,7 +42,7 @@ if (system === "redmesh") {
     if (handled >= N && Number(await redis.command(["HGET", statsKey, "processed"])) >= N) break;
     await sleep(handled >= N ? 1 : 20);
   }
-  out({ ms: performance.now() - t0, processed: handled });
+  out({ ms: performance.now() - t0, processed: handled, cpuUs: cpuUs() });
   await q.stop();
   await redis.close();
 } else if (system === "raw") {
@@ -52,6 +58,7 @@ if (system === "redmesh") {
   out("ready");
   await go();
   const t0 = performance.now();
+  cpu0.v = process.cpuUsage();
   for (;;) {
     const claim = redis.pipeline();
     for (let i = 0; i < C; i++) claim.lmove(pending, inprog, "RIGHT", "LEFT");
@@ -67,7 +74,7 @@ if (system === "redmesh") {
     await ack.exec();
     acked += got.length;
   }
-  out({ ms: performance.now() - t0, processed: acked });
+  out({ ms: performance.now() - t0, processed: acked, cpuUs: cpuUs() });
   redis.disconnect();
 } else if (system === "hydra") {
   const require = createRequire(import.meta.url);
@@ -84,6 +91,7 @@ if (system === "redmesh") {
   out("ready");
   await go();
   const t0 = performance.now();
+  cpu0.v = process.cpuUsage();
   const loop = async () => {
     for (;;) {
       const m = await hydra.getQueuedMessage("hworker");
@@ -93,7 +101,7 @@ if (system === "redmesh") {
     }
   };
   await Promise.all(Array.from({ length: C }, loop));
-  out({ ms: performance.now() - t0, processed: acked });
+  out({ ms: performance.now() - t0, processed: acked, cpuUs: cpuUs() });
   await hydra.shutdown();
 } else if (system === "bullmq") {
   const { Worker } = await import("bullmq");
@@ -107,6 +115,7 @@ if (system === "redmesh") {
   out("ready");
   await go();
   const t0 = performance.now();
+  cpu0.v = process.cpuUsage();
   const worker = new Worker(
     "bench",
     async () => {
@@ -118,7 +127,7 @@ if (system === "redmesh") {
     if (++done >= N) resolveAll();
   });
   await all;
-  out({ ms: performance.now() - t0, processed: done });
+  out({ ms: performance.now() - t0, processed: done, cpuUs: cpuUs() });
   await worker.close();
 } else {
   throw new Error(`unknown system ${system}`);

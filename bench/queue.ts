@@ -37,7 +37,7 @@ await hydra.init({
 async function startWorker(
   system: System,
   ns: string,
-): Promise<{ proc: ChildProcess; result: Promise<{ ms: number }> }> {
+): Promise<{ proc: ChildProcess; result: Promise<{ ms: number; cpuUs: number }> }> {
   const proc = spawn(
     process.execPath,
     [
@@ -57,10 +57,10 @@ async function startWorker(
   const readyP = new Promise<void>((r) => {
     ready = r;
   });
-  const result = new Promise<{ ms: number }>((resolve, reject) => {
+  const result = new Promise<{ ms: number; cpuUs: number }>((resolve, reject) => {
     rl.on("line", (line) => {
       if (line === "ready") ready();
-      else if (line.startsWith("{")) resolve(JSON.parse(line) as { ms: number });
+      else if (line.startsWith("{")) resolve(JSON.parse(line) as { ms: number; cpuUs: number });
     });
     proc.once("exit", (code) => reject(new Error(`${system} worker exited with ${code}`)));
   });
@@ -113,40 +113,61 @@ async function enqueue(system: System, ns: string): Promise<number> {
   return performance.now() - t0;
 }
 
-const results: Record<System, { enq: number[]; drain: number[] }> = {
-  redmesh: { enq: [], drain: [] },
-  bullmq: { enq: [], drain: [] },
-  hydra: { enq: [], drain: [] },
-  raw: { enq: [], drain: [] },
+interface Sample {
+  enq: number[];
+  drain: number[];
+  workerCpu: number[];
+  redisCpu: number[];
+}
+const results: Record<System, Sample> = {
+  redmesh: { enq: [], drain: [], workerCpu: [], redisCpu: [] },
+  bullmq: { enq: [], drain: [], workerCpu: [], redisCpu: [] },
+  hydra: { enq: [], drain: [], workerCpu: [], redisCpu: [] },
+  raw: { enq: [], drain: [], workerCpu: [], redisCpu: [] },
 };
+/** Per-round ratios redmesh ÷ system (paired: the same round, minutes apart at most). */
+const ratios: Record<System, number[]> = { redmesh: [], bullmq: [], hydra: [], raw: [] };
+/** Redis' own CPU time (user + sys, µs), from INFO cpu. */
+async function redisCpuUs(): Promise<number> {
+  const info = String(await conn.command(["INFO", "cpu"]));
+  const get = (k: string) => Number(new RegExp(`${k}:([0-9.]+)`).exec(info)?.[1] ?? 0);
+  return (get("used_cpu_user") + get("used_cpu_sys")) * 1e6;
+}
 try {
   for (let round = 0; round < ROUNDS; round++) {
+    const roundDrain: Partial<Record<System, number>> = {};
     const order = SYSTEMS.map((_, i) => SYSTEMS[(i + round) % SYSTEMS.length]!);
     for (const system of order) {
       await conn.command(["FLUSHALL"]);
       const ns = `b${round}${system}`;
       const enqMs = await enqueue(system, ns);
       const w = await startWorker(system, ns);
+      const r0 = await redisCpuUs();
       w.proc.stdin!.write("go\n");
-      const { ms } = await w.result;
+      const { ms, cpuUs } = await w.result;
+      results[system].redisCpu.push(((await redisCpuUs()) - r0) / N);
+      results[system].workerCpu.push(cpuUs / N);
       await new Promise((r) => w.proc.once("exit", r));
       results[system].enq.push(N / (enqMs / 1000));
       results[system].drain.push(N / (ms / 1000));
+      roundDrain[system] = N / (ms / 1000);
       console.error(
         `round ${round + 1} ${system}: enqueue ${(N / (enqMs / 1000)).toFixed(0)}/s, drain ${(N / (ms / 1000)).toFixed(0)}/s`,
       );
     }
+    for (const sys of SYSTEMS) ratios[sys].push((roundDrain.redmesh ?? 0) / (roundDrain[sys] ?? 1));
   }
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? 0;
-  const base = med(results.redmesh.drain);
   console.log(
-    `\nQueue throughput: ${N} small jobs, one worker process, concurrency ${C}, median of ${ROUNDS} rounds`,
+    `\nQueue throughput: ${N} small jobs enqueued, then drained by one worker process (concurrency ${C}); median of ${ROUNDS} rounds`,
   );
-  console.log("system    enqueue jobs/s   processed jobs/s   redmesh ÷ system");
+  console.log(
+    "system    enqueue jobs/s   processed jobs/s   redmesh ÷ system (paired)   worker CPU µs/job   Redis CPU µs/job",
+  );
   for (const s of SYSTEMS) {
-    const d = med(results[s].drain);
+    const r = results[s];
     console.log(
-      `${s.padEnd(9)} ${med(results[s].enq).toFixed(0).padStart(14)}   ${d.toFixed(0).padStart(16)}   ${(base / d).toFixed(2).padStart(16)}`,
+      `${s.padEnd(9)} ${med(r.enq).toFixed(0).padStart(14)}   ${med(r.drain).toFixed(0).padStart(16)}   ${med(ratios[s]).toFixed(2).padStart(25)}   ${med(r.workerCpu).toFixed(1).padStart(17)}   ${med(r.redisCpu).toFixed(1).padStart(16)}`,
     );
   }
 } finally {

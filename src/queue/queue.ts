@@ -623,15 +623,9 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     }
     const w = this.#worker;
     if (!w) return;
+    const waiting = this.#buffer.length - this.#bufferHead;
     const want = this.#canClaim()
-      ? Math.max(
-          0,
-          w.concurrency +
-            w.prefetch -
-            this.#active -
-            (this.#buffer.length - this.#bufferHead) -
-            this.#claiming,
-        )
+      ? Math.max(0, w.concurrency + w.prefetch - this.#active - waiting - this.#claiming)
       : 0;
     if (want === 0 && this.#acks.length === 0 && !this.#needReconcile) return;
     this.#cycles++;
