@@ -612,9 +612,10 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   }
 
   /**
-   * One round trip: acknowledge what finished, claim what the free slots can take. Up to
-   * {@link MAX_CYCLES} round trips overlap, so jobs run while the next batch is on its way (the
-   * in-progress list then holds at most about twice `concurrency` entries).
+   * One round trip: acknowledge what finished, claim what the free slots and the prefetch can take.
+   * Up to {@link MAX_CYCLES} round trips overlap, so jobs run while the next batch is on its way. The
+   * in-progress list holds at most `2 × (concurrency + prefetch)` entries (claimed, running, and
+   * finished ones whose acknowledgement is on the wire), plus one from a blocking claim.
    */
   async #pump(): Promise<void> {
     if (this.#cycles >= MAX_CYCLES || (this.#needReconcile && this.#cycles > 0)) {
