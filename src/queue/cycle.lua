@@ -31,10 +31,16 @@ if #ARGV > 5 then
 end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
 local want = tonumber(ARGV[3])
+if want <= 0 then return {} end
+-- One LRANGE + LTRIM + LPUSH instead of a LMOVE per entry (same result, atomically: the script is
+-- the unit). The oldest entries are at the right end; they are claimed first.
+local got = redis.call('LRANGE', KEYS[1], -want, -1)
+local n = #got
+if n == 0 then return {} end
+redis.call('LTRIM', KEYS[1], 0, -n - 1)
 local out = {}
-for i = 1, want do
-  local e = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
-  if not e then break end
-  out[i] = e
+for i = 1, n do out[i] = got[n - i + 1] end
+for i = 1, n, 1000 do
+  redis.call('LPUSH', KEYS[2], unpack(out, i, math.min(n, i + 999)))
 end
 return out
