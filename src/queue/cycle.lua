@@ -18,11 +18,31 @@ local a = tonumber(ARGV[4])
 if a > 0 then
   local packed = ARGV[5]
   local pos = 1
-  for _ = 1, a do
+  local acks = {}
+  local count = {}
+  for i = 1, a do
     local c = string.find(packed, ':', pos, true)
     local len = tonumber(string.sub(packed, pos, c - 1))
-    redis.call('LREM', KEYS[2], -1, string.sub(packed, c + 1, c + len))
+    local e = string.sub(packed, c + 1, c + len)
+    acks[i] = e
+    count[e] = (count[e] or 0) + 1
     pos = c + len + 1
+  end
+  -- Jobs mostly finish in claim order, so the acknowledged entries are usually exactly the oldest
+  -- ones (the right end): then one LTRIM removes them all. Otherwise one LREM per entry.
+  local tail = redis.call('LRANGE', KEYS[2], -a, -1)
+  local same = #tail == a
+  if same then
+    for i = 1, #tail do
+      local k = count[tail[i]]
+      if not k or k == 0 then same = false break end
+      count[tail[i]] = k - 1
+    end
+  end
+  if same then
+    redis.call('LTRIM', KEYS[2], 0, -a - 1)
+  else
+    for i = 1, a do redis.call('LREM', KEYS[2], -1, acks[i]) end
   end
   redis.call('HINCRBY', KEYS[4], 'processed', a)
 end

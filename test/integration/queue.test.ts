@@ -81,6 +81,22 @@ describe("queue: processing", () => {
     assert.equal(got[0], 0);
   });
 
+  test("jobs finishing out of claim order are all acknowledged (no entry left in flight)", async () => {
+    const { q } = makeQueue<number>();
+    await q.addBulk(Array.from({ length: 40 }, (_, n) => ({ body: n })));
+    q.process(
+      async (n) => {
+        // Later claims finish first.
+        await sleep(40 - (n % 8) * 5);
+      },
+      { concurrency: 8, prefetch: 4 },
+    );
+    await waitFor(async () => (await q.stats()).processed === 40, { what: "40 processed" });
+    const st = await q.stats();
+    assert.equal(st.inFlight, 0);
+    assert.equal(st.pending, 0);
+  });
+
   test("the service's default queue is Hydra's mqrecieved list; svc.queue() is cached", async () => {
     const ns = randomNamespace("qs");
     const svc = createService({ name: "billing", namespace: ns, redis: redis.url });
