@@ -579,10 +579,14 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   #subscribeWake(): void {
     if (this.#subscribed || this.#state !== QueueState.RUNNING) return;
     this.#subscribed = true;
-    this.#redis.subscribe(this.#k.wake, this.#wakeListener).catch((err) => {
-      this.#subscribed = false;
-      this.#report(err, "subscribe");
-    });
+    this.#redis.subscribe(this.#k.wake, this.#wakeListener).then(
+      // Wake-ups published before the subscription was active are missed: look at the set now.
+      () => this.#promote().catch((err) => this.#report(err, "promote")),
+      (err) => {
+        this.#subscribed = false;
+        this.#report(err, "subscribe");
+      },
+    );
   }
 
   /** Stop claiming new jobs (running ones finish). Local to this worker. */
