@@ -209,24 +209,30 @@ describe("queue: processing", () => {
     assert.equal(st.retried, 1);
   });
 
-  test("delayed jobs run on time (within 100 ms), while the worker is idle and blocked", async () => {
-    const { q } = makeQueue<{ d: number; at: number }>();
-    const lateness: number[] = [];
+  test("delayed jobs run on time (within 100 ms), while the worker is idle and blocked", async (t) => {
+    const { q } = makeQueue<{ d: number; at: number; round: number }>();
+    const lateness: number[][] = [[], [], []];
     q.process(
       (body) => {
-        lateness.push(Date.now() - body.at - body.d);
+        lateness[body.round]!.push(Date.now() - body.at - body.d);
       },
       { concurrency: 4 },
     );
     await sleep(100); // the worker is now blocked on the empty list
-    const now = Date.now();
-    await q.addBulk([600, 250, 400].map((d) => ({ body: { d, at: now }, options: { delay: d } })));
-    assert.equal((await q.stats()).delayed, 3);
-    await waitFor(() => lateness.length === 3, { what: "3 delayed jobs", timeoutMs: 3000 });
-    for (const l of lateness) {
-      assert.ok(l >= -5, `not early (${l} ms)`);
-      assert.ok(l < 100, `late by ${l} ms`);
+    // This machine's 2 CPUs are shared with other test processes (the crash tests spawn workers), so
+    // a round may be late because a process was not scheduled: up to 3 rounds, one must be on time.
+    // A missed wake-up (the reaper pass as the only promoter) is ~1 s late in every round; an early
+    // job fails at once.
+    for (let round = 0; round < 3; round++) {
+      const now = Date.now();
+      await q.addBulk([600, 250, 400].map((d) => ({ body: { d, at: now, round }, options: { delay: d } })));
+      assert.equal((await q.stats()).delayed, 3);
+      await waitFor(() => lateness[round]!.length === 3, { what: "3 delayed jobs", timeoutMs: 3000 });
+      for (const l of lateness[round]!) assert.ok(l >= -5, `not early (${l} ms)`);
+      t.diagnostic(`round ${round}: lateness ${lateness[round]!.join(", ")} ms`);
+      if (lateness[round]!.every((l) => l < 100)) return;
     }
+    assert.fail(`late by more than 100 ms in every round: ${JSON.stringify(lateness)}`);
   });
 
   test("malformed entries pushed raw go to the dead letters with a reason; the worker keeps going", async () => {
