@@ -10,7 +10,8 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-for i = 1, #due do
+-- Latest due first onto the claiming end, so the earliest due is claimed first.
+for i = #due, 1, -1 do
   redis.call('ZREM', KEYS[3], due[i])
   redis.call('RPUSH', KEYS[4], due[i])
 end
