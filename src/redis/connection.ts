@@ -23,6 +23,7 @@ import {
   StateError,
   TimeoutError,
 } from "../errors.js";
+import { DeadlineTracker } from "./deadlines.js";
 import type { LuaScript } from "./lua-script.js";
 import {
   type RedisOptions,
@@ -122,6 +123,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   #everReady = false;
   #closing: Promise<void> | undefined;
   readonly #listeners = new Map<string, Set<MessageListener>>();
+  readonly #deadlines = new DeadlineTracker();
 
   constructor(options: RedisConnectionOptions = {}) {
     super();
@@ -278,7 +280,8 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const client = this.#requireClient();
     const timeout = this.#timeout(options);
     try {
-      return (await client.sendCommand(toArgs(args), timeout > 0 ? { timeout } : undefined)) as T;
+      const run = client.sendCommand(toArgs(args)) as Promise<T>;
+      return await (timeout > 0 ? this.#deadlines.track(run, timeout, String(args[0])) : run);
     } catch (err) {
       throw translateError(err, String(args[0]));
     }
@@ -287,9 +290,13 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   async pipeline(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]> {
     const client = this.#requireClient();
     const timeout = this.#timeout(options);
-    const opts = timeout > 0 ? { timeout } : undefined;
     // node-redis writes every command issued in one tick in one batch: this is one round trip.
-    const settled = await Promise.allSettled(commands.map((c) => client.sendCommand(toArgs(c), opts)));
+    const settled = await Promise.allSettled(
+      commands.map((c) => {
+        const run = client.sendCommand(toArgs(c));
+        return timeout > 0 ? this.#deadlines.track(run, timeout, String(c[0])) : run;
+      }),
+    );
     return settled.map((s, i) =>
       s.status === "fulfilled" ? s.value : translateError(s.reason, String(commands[i]?.[0])),
     );
@@ -302,7 +309,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const timeout = this.#timeout(options);
     try {
       const run = m.exec() as Promise<unknown[]>;
-      return timeout > 0 ? await withDeadline(run, timeout, "MULTI") : await run;
+      return timeout > 0 ? await this.#deadlines.track(run, timeout, "MULTI") : await run;
     } catch (err) {
       throw translateError(err, "MULTI");
     }
@@ -458,6 +465,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
         if (c.isOpen) c.destroy();
       }),
     );
+    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was closed"));
   }
 
   /** Close both sockets at once, failing pending commands. */
@@ -465,6 +473,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     this.#setStatus(ConnectionStatus.CLOSED);
     this.#listeners.clear();
     for (const c of [this.#client, this.#subscriber]) if (c?.isOpen) c.destroy();
+    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));
     this.#closing ??= Promise.resolve();
   }
 
@@ -480,16 +489,6 @@ function toArgs(args: readonly RedisArg[]): Array<string | Buffer> {
     out[i] = typeof a === "number" ? String(a) : (a as string | Buffer);
   }
   return out;
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(new TimeoutError(`Redis ${what} did not answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
 }
 
 /** Translate a driver error into a typed redmesh error. */
