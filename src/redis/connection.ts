@@ -208,15 +208,22 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   /**
    * Connect the command socket. Resolves once Redis answered the handshake; rejects with a typed
    * error (`ERR_REDIS_UNAVAILABLE`, `ERR_TIMEOUT`) after `connectTimeoutMs` without closing the
-   * connection object (call `close()`).
+   * connection object (call `close()`). With `failFast`, the first connection error rejects at once
+   * (for one-shot tools such as the CLI) instead of retrying until the deadline.
    */
-  async connect(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+  async connect(
+    options: { timeoutMs?: number; signal?: AbortSignal; failFast?: boolean } = {},
+  ): Promise<void> {
     if (this.#status === ConnectionStatus.CLOSED) {
       throw new StateError(ErrorCode.NOT_RUNNING, "this Redis connection is closed");
     }
     if (this.#client) {
       if (this.isReady) return;
-      await this.#waitReady(options.timeoutMs ?? this.#options.connectTimeoutMs, options.signal);
+      await this.#waitReady(
+        options.timeoutMs ?? this.#options.connectTimeoutMs,
+        options.signal,
+        options.failFast,
+      );
       return;
     }
     this.#setStatus(ConnectionStatus.CONNECTING);
@@ -226,16 +233,26 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     client.connect().catch(() => {
       /* reported through 'error'; the wait below gives the caller a typed error */
     });
-    await this.#waitReady(options.timeoutMs ?? this.#options.connectTimeoutMs, options.signal);
+    await this.#waitReady(
+      options.timeoutMs ?? this.#options.connectTimeoutMs,
+      options.signal,
+      options.failFast,
+    );
   }
 
-  #waitReady(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  #waitReady(timeoutMs: number, signal?: AbortSignal, failFast = false): Promise<void> {
     if (this.isReady) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       let lastError: RedmeshError | undefined;
       const onReady = () => done();
       const onError = (e: RedmeshError) => {
         lastError = e;
+        if (failFast)
+          done(
+            new ConnectionError(`could not connect to Redis at ${this.#options.display}: ${e.message}`, {
+              cause: e,
+            }),
+          );
       };
       const onAbort = () => done(new ConnectionError("connect aborted", { cause: signal?.reason }));
       const timer = setTimeout(
