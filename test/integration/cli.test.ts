@@ -62,7 +62,7 @@ describe("redmesh CLI: registry listings", () => {
     const human = await cli([...g(), "services"]);
     assert.match(human.out, /^SERVICE\s+INSTANCES\s+VERSIONS\n/);
     assert.match(human.out, /orders\s+2\s+2\.1\.0/);
-    assert.doesNotMatch(human.out, /\x1b\[/, "no colour when stdout is not a TTY");
+    assert.ok(!human.out.includes("\u001b["), "no colour when stdout is not a TTY");
   });
 
   test("instances, health and routes, for one service and for all", async () => {
