@@ -14,7 +14,9 @@
  */
 
 import { EventEmitter } from "node:events";
-import { createClient, type RedisClientType } from "@redis/client";
+import { RedisClient, type RedisClientType } from "@redis/client";
+// node-redis 6 has no exports map; this deep import is pinned with the exact dependency version.
+import clientMultiModule from "@redis/client/dist/lib/client/multi-command.js";
 import {
   ConnectionError,
   ErrorCode,
@@ -110,6 +112,19 @@ export interface RedisConnectionOptions {
 type NodeRedisClient = RedisClientType;
 
 /**
+ * node-redis' base client class without its ~500 generated command methods. `createClient()` builds a
+ * class with every command attached, and rebuilds it whenever the options differ (every connection of
+ * a service has its own client name): each build leaves ≈ 20 MiB of heap behind in an idle process.
+ * redmesh sends everything through `sendCommand`, so the base class is all it needs; MULTI gets the
+ * plain transaction class (addCommand + exec).
+ */
+class LeanRedisClient extends RedisClient<{}, {}, {}, 3, {}> {}
+// The transaction class `multi()` instantiates; the generated one would attach every command again.
+Object.defineProperty(LeanRedisClient.prototype, "Multi", {
+  value: (clientMultiModule as unknown as { default: unknown }).default,
+});
+
+/**
  * A standalone Redis connection: one command socket plus, on first subscribe, one subscriber socket.
  * Constructors do no I/O; `connect()` connects; `close()` is idempotent.
  */
@@ -186,7 +201,9 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     if (o.db !== 0) clientOpts.database = o.db;
     const name = this.#clientName ? `${this.#clientName}${role === "sub" ? ":sub" : ""}` : undefined;
     if (name) clientOpts.name = name;
-    const client = createClient(clientOpts) as unknown as NodeRedisClient;
+    const client = new LeanRedisClient(
+      clientOpts as ConstructorParameters<typeof LeanRedisClient>[0],
+    ) as unknown as NodeRedisClient;
     // node-redis emits 'error' for every socket problem; an unhandled 'error' event would crash the
     // process, so it is always handled here and translated.
     client.on("error", (err: unknown) => {
