@@ -298,9 +298,13 @@ export class Gateway {
       socket.once("close", () => this.#sockets.delete(socket));
     });
     this.#server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
-      // Node answers header/request timeouts (408) and oversized headers (431) itself; everything else
-      // malformed gets a plain 400 without echoing anything back.
-      if (err.code === "ERR_HTTP_REQUEST_TIMEOUT" || !socket.writable) return socket.destroy();
+      // With a listener installed Node leaves the answer to us: 408 for header/request timeouts, 431 for
+      // oversized headers, a plain 400 (nothing echoed back) for anything else malformed.
+      if (!socket.writable) return socket.destroy();
+      if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+        socket.end("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        return;
+      }
       if (err.code === "HPE_HEADER_OVERFLOW") {
         socket.end("HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n");
         return;
