@@ -88,6 +88,8 @@ export interface GatewayLimits {
   keepAliveTimeoutMs?: number;
   /** Largest WebSocket message (the socket is closed with 1009 beyond). @default 1048576 */
   wsMaxPayloadBytes?: number;
+  /** WebSocket ping interval (sockets that miss a pong are dropped); 0 disables. @default 30000 */
+  wsPingMs?: number;
   /** Most instances tried for one request (idempotent requests only retry). @default 3 */
   maxAttempts?: number;
   /** Keep-alive connections per upstream origin. @default 128 */
@@ -137,6 +139,7 @@ export const DEFAULT_GATEWAY_LIMITS = Object.freeze({
   upstreamTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5000,
   wsMaxPayloadBytes: 1024 * 1024,
+  wsPingMs: 30_000,
   maxAttempts: 3,
   upstreamConnections: 128,
   stopGraceMs: 5000,
@@ -285,6 +288,7 @@ export class Gateway {
     this.#ws = new WsBridge({
       service: this.service,
       maxPayloadBytes: limits.wsMaxPayloadBytes,
+      pingMs: limits.wsPingMs,
       metrics: this.metrics,
       logger: this.#logger,
       instances: (svc) => this.#candidates(svc),
@@ -680,11 +684,7 @@ export class Gateway {
     res.once("close", onClientGone);
     let tooLarge = false;
     let body: Transform | undefined;
-    if (
-      ctx.method !== "GET" &&
-      ctx.method !== "HEAD" &&
-      (req.headers["content-length"] || req.headers["transfer-encoding"])
-    ) {
+    if (Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined) {
       let seen = 0;
       body = new Transform({
         transform(chunk: Buffer, _enc, cb) {
@@ -707,6 +707,9 @@ export class Gateway {
         body: body ?? null,
         signal: ac.signal,
       });
+      // Headers are in: from here the pool's bodyTimeout (idle time between chunks) governs, so a long
+      // download that keeps moving is not cut by the whole-request deadline.
+      clearTimeout(timer);
       const headers = stripHopByHop(up.headers);
       delete headers[REQUEST_ID_HEADER];
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);

@@ -84,6 +84,8 @@ export function forwardHeaders(
 ): Record<string, string | string[]> {
   const out = stripHopByHop(headers);
   delete out.host;
+  // `Expect: 100-continue` was already answered by this server (Node sends the 100 itself).
+  delete out.expect;
   const prior = out["x-forwarded-for"];
   const priorText = Array.isArray(prior) ? prior.join(", ") : prior;
   out["x-forwarded-for"] = priorText ? `${priorText}, ${client.ip}` : client.ip;

@@ -44,6 +44,8 @@ const MAX_PENDING = 100_000;
 export interface WsBridgeOptions {
   service: Service;
   maxPayloadBytes: number;
+  /** Ping interval; a socket that has not answered the previous ping is terminated. 0: no pings. */
+  pingMs: number;
   metrics: GatewayMetrics;
   logger: Logger;
   /** Live, pickable instances of a service. */
@@ -61,6 +63,8 @@ export class WsBridge {
   readonly #sockets = new Map<string, WebSocket>();
   /** mid of a message a socket sent → socket id, for replies that only carry `rmid`. */
   readonly #pending = new Map<string, string>();
+  readonly #alive = new WeakSet<WebSocket>();
+  #pinger: NodeJS.Timeout | undefined;
   #channel = "";
   readonly #onMessage = (raw: string) => this.#deliver(raw);
 
@@ -80,6 +84,20 @@ export class WsBridge {
     const s = this.#o.service;
     this.#channel = s.keys.instanceChannel(s.name, s.instanceId);
     await s.redis.subscribe(this.#channel, this.#onMessage);
+    if (this.#o.pingMs > 0) {
+      // Half-open TCP connections (a client that vanished without a FIN) are found by missing pongs.
+      this.#pinger = setInterval(() => {
+        for (const ws of this.#sockets.values()) {
+          if (!this.#alive.has(ws)) {
+            ws.terminate();
+            continue;
+          }
+          this.#alive.delete(ws);
+          ws.ping();
+        }
+      }, this.#o.pingMs);
+      this.#pinger.unref();
+    }
   }
 
   /** Take over an HTTP upgrade. */
@@ -94,6 +112,8 @@ export class WsBridge {
   #accept(ws: WebSocket): void {
     const id = randomBytes(8).toString("hex");
     this.#sockets.set(id, ws);
+    this.#alive.add(ws);
+    ws.on("pong", () => this.#alive.add(ws));
     this.#o.metrics.wsConnections.inc();
     ws.on("message", (data, isBinary) => {
       this.#o.metrics.wsMessages.inc({ direction: "in" });
@@ -222,6 +242,8 @@ export class WsBridge {
    * unsubscribe.
    */
   async stop(graceMs: number): Promise<void> {
+    clearInterval(this.#pinger);
+    this.#pinger = undefined;
     const closing = [...this.#sockets.values()].map(
       (ws) =>
         new Promise<void>((resolve) => {
