@@ -2,12 +2,16 @@
  * Gateway throughput and latency (`npm run bench -- gateway [seconds] [connections]`), against a
  * throwaway redis-server: autocannon drives
  *   A. direct to one upstream instance (node:http, no gateway) — the baseline;
- *   B. through the gateway (own process) to 2 upstream instances (own processes, round-robin).
+ *   B. through the gateway (own process) to 2 upstream instances (own processes, round-robin);
+ *   C. through a bare undici reverse proxy to the same 2 instances (the peer: one Node.js hop, nothing else).
  * Same request (`GET /v1/bench/:id`, small JSON echo), same connections, one run after the other, so the
  * ratio B/A is the cost of the extra hop (routing, header rewriting, undici keep-alive pool, metrics).
  * Every process shares the machine's cores with autocannon: read ratios, not absolute figures.
  */
+
+import { spawn } from "node:child_process";
 import { cpus } from "node:os";
+import { createInterface } from "node:readline";
 import autocannon from "autocannon";
 import { request } from "undici";
 import { startFixture } from "../test/helpers/child.js";
@@ -21,22 +25,34 @@ const routes = JSON.stringify(["[get]/v1/bench/:id"]);
 type Hello = { iid: string; port: number };
 const up1 = await startFixture<Hello>("gateway-upstream", [redis.url, ns, "bench", routes]);
 const up2 = await startFixture<Hello>("gateway-upstream", [redis.url, ns, "bench", routes]);
-const gwFile = new URL("./_gateway-child.ts", import.meta.url).pathname;
-const { spawn } = await import("node:child_process");
-const { createInterface } = await import("node:readline");
-const gwProc = spawn(process.execPath, ["--import", "tsx", gwFile, redis.url, ns], {
-  stdio: ["pipe", "pipe", "inherit"],
-});
-const gwHello = await new Promise<{ port: number; routes: number }>((resolve, reject) => {
-  createInterface({ input: gwProc.stdout! }).once("line", (l) =>
-    resolve(JSON.parse(l) as { port: number; routes: number }),
+/** Start `bench/<file>` with args in its own process; resolves with its first JSON line. */
+async function startChild(file: string, args: string[]) {
+  const proc = spawn(
+    process.execPath,
+    ["--import", "tsx", new URL(file, import.meta.url).pathname, ...args],
+    {
+      stdio: ["pipe", "pipe", "inherit"],
+    },
   );
-  gwProc.once("exit", (c) => reject(new Error(`gateway exited with ${c}`)));
-});
+  const hello = await new Promise<{ port: number }>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).once("line", (l) => resolve(JSON.parse(l) as { port: number }));
+    proc.once("exit", (c) => reject(new Error(`${file} exited with ${c}`)));
+  });
+  return {
+    hello,
+    end: async () => {
+      proc.stdin?.end();
+      if (proc.exitCode === null) await new Promise((r) => proc.once("exit", r));
+    },
+  };
+}
+const gw = await startChild("./_gateway-child.ts", [redis.url, ns]);
+const bare = await startChild("./_proxy-child.ts", [String(up1.hello.port), String(up2.hello.port)]);
 
 try {
   const direct = `http://127.0.0.1:${up1.hello.port}/v1/bench/1`;
-  const viaGw = `http://127.0.0.1:${gwHello.port}/v1/bench/1`;
+  const viaGw = `http://127.0.0.1:${gw.hello.port}/v1/bench/1`;
+  const viaBare = `http://127.0.0.1:${bare.hello.port}/v1/bench/1`;
   // Sanity: both paths answer 200 and the gateway spreads over both instances.
   const seen = new Set<string>();
   for (let i = 0; i < 4; i++) {
@@ -51,6 +67,7 @@ try {
   };
   const a = await run(direct);
   const b = await run(viaGw);
+  const c = await run(viaBare);
   const row = (name: string, r: Awaited<ReturnType<typeof autocannon>>) =>
     `| ${name} | ${Math.round(r.requests.average).toLocaleString("en-US")} | ${r.latency.p50} | ${r.latency.p99} | ${r.errors + r.non2xx} |`;
   console.log(
@@ -59,13 +76,15 @@ try {
   console.log("| path | req/s | p50 ms | p99 ms | errors+non-2xx |");
   console.log("|---|---:|---:|---:|---:|");
   console.log(row("direct → 1 upstream (baseline)", a));
-  console.log(row("gateway → 2 upstreams", b));
+  console.log(row("redmesh gateway → 2 upstreams", b));
+  console.log(row("bare undici proxy → 2 upstreams (floor of one Node hop)", c));
+  const ratio = (x: number, y: number) => (x / y).toFixed(2);
   console.log(
-    `\nratio gateway/direct: throughput ${(b.requests.average / a.requests.average).toFixed(2)}×, p50 latency ${(b.latency.p50 / Math.max(a.latency.p50, 0.001)).toFixed(2)}×`,
+    `\nthroughput: gateway/direct ${ratio(b.requests.average, a.requests.average)}×, gateway/bare proxy ${ratio(b.requests.average, c.requests.average)}×, bare proxy/direct ${ratio(c.requests.average, a.requests.average)}×`,
   );
 } finally {
-  gwProc.stdin?.end();
-  await new Promise((r) => gwProc.once("exit", r));
+  await gw.end();
+  await bare.end();
   await up1.end();
   await up2.end();
   await redis.stop();
