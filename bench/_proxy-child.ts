@@ -1,9 +1,8 @@
-// A bare reverse proxy (node:http + one undici Pool per upstream, round-robin, no routing, no header
+// A bare reverse proxy (node:http + one undici Pool per upstream, `stream()`, round-robin, no routing, no header
 // rewriting, no metrics) for `bench/gateway.ts`: the floor of what one extra Node.js hop costs.
 // Prints `{ "port": n }` once listening; exits when stdin closes.
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { pipeline } from "node:stream";
 import { Pool } from "undici";
 
 const ports = process.argv.slice(2).map(Number);
@@ -12,14 +11,19 @@ let i = 0;
 const server = createServer((req, res) => {
   const pool = pools[i++ % pools.length] as Pool;
   pool
-    .request({ path: req.url ?? "/", method: (req.method ?? "GET") as "GET", headers: { accept: "*/*" } })
-    .then((up) => {
-      res.writeHead(up.statusCode, { "content-type": String(up.headers["content-type"] ?? "") });
-      pipeline(up.body, res, () => undefined);
-    })
+    .stream(
+      { path: req.url ?? "/", method: (req.method ?? "GET") as "GET", headers: { accept: "*/*" } },
+      ({ statusCode, headers }) => {
+        res.writeHead(statusCode, { "content-type": String(headers["content-type"] ?? "") });
+        return res;
+      },
+    )
     .catch(() => {
-      res.writeHead(502);
-      res.end();
+      if (res.headersSent) res.destroy();
+      else {
+        res.writeHead(502);
+        res.end();
+      }
     });
 });
 server.listen(0, "127.0.0.1", () => {

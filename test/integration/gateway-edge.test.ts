@@ -209,6 +209,32 @@ describe("gateway rate limit, CORS and metrics", () => {
 });
 
 describe("gateway health and shutdown", () => {
+  test("a port already in use: start() rejects and releases everything (the instance deregisters)", async () => {
+    const ns = randomNamespace("gwport");
+    const first = createGateway({ redis: redis.url, namespace: ns, port: 0 });
+    await first.start();
+    const second = createGateway({ redis: redis.url, namespace: ns, port: first.port });
+    try {
+      await assert.rejects(second.start(), /EADDRINUSE/);
+      assert.equal(second.state, "stopped");
+      const live = await waitFor(async () => {
+        const ids = (await first.service.registry.instances("gateway")).map((i) => i.id);
+        return ids.length === 1 ? ids : undefined;
+      });
+      assert.deepEqual(live, [first.service.instanceId]);
+      await second.stop();
+    } finally {
+      await first.stop();
+    }
+  });
+
+  test("invalid options are rejected with typed errors before any I/O", () => {
+    assert.throws(() => createGateway({ port: 70000 }), { code: "ERR_INVALID_OPTIONS" });
+    assert.throws(() => createGateway({ limits: { maxBodyBytes: -1 } }), { code: "ERR_INVALID_OPTIONS" });
+    assert.throws(() => createGateway({ rateLimit: { ratePerSec: 0 } }), { code: "ERR_INVALID_OPTIONS" });
+    assert.throws(() => createGateway({ name: "Bad Name" }), { code: "ERR_INVALID_NAME" });
+  });
+
   test("/healthz is 503 while Redis is down and 200 again when it is back", async () => {
     const own = await startRedis();
     const gw = createGateway({ redis: own.url, namespace: randomNamespace("gwh"), port: 0 });
