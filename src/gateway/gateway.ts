@@ -570,6 +570,15 @@ export class Gateway {
     res.once("finish", finish);
     res.once("close", finish);
     this.#route(req, res, ctx).catch((err: unknown) => {
+      // Discovery needed Redis (a service not cached yet) and Redis is down: say so, without details.
+      if (err instanceof RedmeshError && err.code === ErrorCode.REDIS_UNAVAILABLE) {
+        sendError(
+          res,
+          GatewayErrorCode.REGISTRY_UNAVAILABLE,
+          "the service registry is unreachable; retry later",
+        );
+        return;
+      }
       this.#logger.error({ err, requestId }, "gateway request failed unexpectedly");
       sendError(res, GatewayErrorCode.UPSTREAM, "the request could not be completed");
     });

@@ -237,21 +237,37 @@ describe("gateway health and shutdown", () => {
 
   test("/healthz is 503 while Redis is down and 200 again when it is back", async () => {
     const own = await startRedis();
-    const gw = createGateway({ redis: own.url, namespace: randomNamespace("gwh"), port: 0 });
+    const ns = randomNamespace("gwh");
+    const up = await startGatewayUpstream({
+      redis: own.url,
+      namespace: ns,
+      name: "late",
+      routes: ["[get]/late"],
+    });
+    const gw = createGateway({ redis: own.url, namespace: ns, port: 0 });
     const client = createTestClient();
     try {
       await gw.start();
+      await routesReady(gw, "[get]/late");
       assert.equal((await client.req(`${gw.url}/healthz`)).status, 200);
       await own.kill();
       const down = await client.req(`${gw.url}/healthz`);
       assert.equal(down.status, 503);
       assert.deepEqual(down.json<{ registry: string }>().registry, "unreachable");
       assert.doesNotMatch(down.text, /127\.0\.0\.1|redis:\/\//);
+      // A route whose service is not cached yet needs the registry: 503, no internals.
+      const late = await client.req(`${gw.url}/late`);
+      assert.equal(late.status, 503, late.text);
+      assert.equal(late.json<ErrBody>().error.code, "ERR_REDIS_UNAVAILABLE");
+      assert.doesNotMatch(late.text, new RegExp(`${ns}|127\\.0\\.0\\.1|:service:`));
       await own.restart();
       await waitFor(async () => (await client.req(`${gw.url}/healthz`)).status === 200, { timeoutMs: 8000 });
+      // …and routing works again once the instance has re-registered by itself.
+      await waitFor(async () => (await client.req(`${gw.url}/late`)).status === 200, { timeoutMs: 8000 });
     } finally {
       await client.close();
       await gw.stop();
+      await up.stop();
       await own.stop();
     }
   });
