@@ -169,6 +169,9 @@ const CONNECT_ERRORS = new Set([
   "UND_ERR_CONNECT_TIMEOUT",
 ]);
 
+/** Errors undici reports when the response it writes into was closed by the client. */
+const CLIENT_GONE_ERRORS = new Set(["UND_ERR_ABORTED", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"]);
+
 /** Life-cycle states. */
 export const GatewayState = {
   IDLE: "idle",
@@ -569,19 +572,27 @@ export class Gateway {
     };
     res.once("finish", finish);
     res.once("close", finish);
-    this.#route(req, res, ctx).catch((err: unknown) => {
-      // Discovery needed Redis (a service not cached yet) and Redis is down: say so, without details.
-      if (err instanceof RedmeshError && err.code === ErrorCode.REDIS_UNAVAILABLE) {
-        sendError(
-          res,
-          GatewayErrorCode.REGISTRY_UNAVAILABLE,
-          "the service registry is unreachable; retry later",
-        );
-        return;
-      }
-      this.#logger.error({ err, requestId }, "gateway request failed unexpectedly");
-      sendError(res, GatewayErrorCode.UPSTREAM, "the request could not be completed");
-    });
+    this.#route(req, res, ctx)
+      .then(() => {
+        // Safety net: every path of #route answers before resolving; a request must never hang.
+        if (!res.headersSent && !res.destroyed) {
+          this.#logger.error({ requestId }, "gateway route ended without a response");
+          sendError(res, GatewayErrorCode.UPSTREAM, "the request could not be completed");
+        }
+      })
+      .catch((err: unknown) => {
+        // Discovery needed Redis (a service not cached yet) and Redis is down: say so, without details.
+        if (err instanceof RedmeshError && err.code === ErrorCode.REDIS_UNAVAILABLE) {
+          sendError(
+            res,
+            GatewayErrorCode.REGISTRY_UNAVAILABLE,
+            "the service registry is unreachable; retry later",
+          );
+          return;
+        }
+        this.#logger.error({ err, requestId }, "gateway request failed unexpectedly");
+        sendError(res, GatewayErrorCode.UPSTREAM, "the request could not be completed");
+      });
   }
 
   async #route(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
@@ -735,7 +746,8 @@ export class Gateway {
       }
       if (res.headersSent) {
         // Failed mid-body: nothing can be retried or reported in HTTP/1.1; cut the response.
-        if (!req.destroyed || code === "UND_ERR_BODY_TIMEOUT") {
+        // A client that left shows up as an aborted or prematurely closed writable: not an upstream error.
+        if (!CLIENT_GONE_ERRORS.has(code)) {
           const kind = code === "UND_ERR_BODY_TIMEOUT" ? "timeout" : "reset";
           this.metrics.upstreamErrors.inc({ service: target.service, kind });
         }
@@ -747,7 +759,8 @@ export class Gateway {
         sendError(res, GatewayErrorCode.TIMEOUT, `service "${target.service}" did not answer in time`);
         return { outcome: "fail" };
       }
-      if (res.destroyed || req.destroyed) return { outcome: "fail" }; // the client left
+      // The client left (IncomingMessage.destroyed is no signal: it is set once a body was read).
+      if (res.destroyed) return { outcome: "fail" };
       const connectFailed =
         CONNECT_ERRORS.has(code) || aggregateCodes(err).some((c) => CONNECT_ERRORS.has(c));
       // A keep-alive socket closed under us before any response byte: safe to repeat only when idempotent.

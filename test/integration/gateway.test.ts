@@ -308,4 +308,101 @@ describe("gateway: instances dying", () => {
       await b.kill();
     }
   });
+
+  test("pick seam decides; a refused connection is retried for GET only, POST gets 502", async () => {
+    const { createService } = await import("../../src/index.js");
+    const { freePort } = await import("../helpers/redis-server.js");
+    const ns = randomNamespace("gwpick");
+    const routes = ["[get]/v1/p/:id", "[post]/v1/p"];
+    const live = await startGatewayUpstream({ redis: redis.url, namespace: ns, name: "picky", routes });
+    // An instance advertising a port nobody listens on (what a crashed process looks like until its TTL).
+    const ghost = createService({
+      name: "picky",
+      redis: redis.url,
+      namespace: ns,
+      ip: "127.0.0.1",
+      port: await freePort(),
+    });
+    await ghost.registerRoutes(routes);
+    await ghost.start();
+    const picks: string[][] = [];
+    const gw = createGateway({
+      redis: redis.url,
+      namespace: ns,
+      port: 0,
+      // Always try the ghost first when it is a candidate.
+      pick: (_svc, candidates) => {
+        picks.push(candidates.map((c) => c.id));
+        return candidates.find((c) => c.id === ghost.instanceId) ?? candidates[0];
+      },
+    });
+    const client = createTestClient();
+    try {
+      await gw.start();
+      await routesReady(gw, ["[post]/v1/p"]);
+      await waitFor(async () => (await gw.service.registry.instances("picky")).length === 2);
+      const post = await client.req(`${gw.url}/v1/p`, { method: "POST", body: "{}" });
+      assert.equal(post.status, 502, post.text);
+      assert.equal(post.json<ErrBody>().error.code, "ERR_UPSTREAM");
+      assert.equal(live.hits, 0, "a POST is never sent twice");
+      // The ghost is now suspect: GETs go to the live instance (and would be retried if they did not).
+      const get = await client.req(`${gw.url}/v1/p/1`);
+      assert.equal(get.status, 200);
+      assert.equal(get.json<Echo>().instance, live.iid);
+      assert.ok(picks.length >= 2 && picks.every((c) => c.length >= 1));
+      const metrics = await client.req(`${gw.url}/metrics`);
+      assert.match(metrics.text, /redmesh_gateway_upstream_errors_total\{service="picky",kind="connect"\} 1/);
+    } finally {
+      await client.close();
+      await gw.stop();
+      await ghost.stop();
+      await live.stop();
+    }
+  });
+
+  test("GET retried on the next instance after a refused connection, in one request", async () => {
+    const { createService } = await import("../../src/index.js");
+    const { freePort } = await import("../helpers/redis-server.js");
+    const ns = randomNamespace("gwretry");
+    const live = await startGatewayUpstream({
+      redis: redis.url,
+      namespace: ns,
+      name: "r",
+      routes: ["[get]/r"],
+    });
+    const ghost = createService({
+      name: "r",
+      redis: redis.url,
+      namespace: ns,
+      ip: "127.0.0.1",
+      port: await freePort(),
+    });
+    await ghost.registerRoutes(["[get]/r"]);
+    await ghost.start();
+    let calls = 0;
+    const gw = createGateway({
+      redis: redis.url,
+      namespace: ns,
+      port: 0,
+      pick: (_svc, candidates) => {
+        calls++;
+        return candidates.find((c) => c.id === ghost.instanceId) ?? candidates[0];
+      },
+    });
+    const client = createTestClient();
+    try {
+      await gw.start();
+      await routesReady(gw, ["[get]/r"]);
+      await waitFor(async () => (await gw.service.registry.instances("r")).length === 2);
+      const r = await client.req(`${gw.url}/r`);
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json<Echo>().instance, live.iid);
+      assert.equal(calls, 2, "picked the ghost, then the live instance");
+    } finally {
+      await client.close();
+      await gw.stop();
+      await ghost.stop();
+      await live.stop();
+    }
+  });
 });
