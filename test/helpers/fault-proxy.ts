@@ -18,8 +18,10 @@ export interface FaultProxy {
   /**
    * Stop forwarding in both directions while on; sockets stay open. Like a stalled network path: data
    * is held back (TCP backpressure), not dropped, and flows again in order when turned off.
+   * `scope: "open"` freezes only the connections open now and lets new ones through: a dead-but-open
+   * socket (dropped NAT state, a half-open peer) while the server itself is fine.
    */
-  blackhole(on: boolean): void;
+  blackhole(on: boolean, scope?: "all" | "open"): void;
   /** Destroy every open connection with a TCP reset. */
   resetAll(): void;
   /**
@@ -96,8 +98,8 @@ export async function startFaultProxy(targetPort: number, targetHost = "127.0.0.
     latency(ms) {
       delayMs = ms;
     },
-    blackhole(on) {
-      holing = on;
+    blackhole(on, scope = "all") {
+      holing = on && scope === "all";
       for (const [a, b] of pairs) {
         if (on) {
           a.pause();

@@ -41,6 +41,43 @@ describe("fault proxy between redmesh and Redis", () => {
     await c.close();
   });
 
+  test("a dead-but-open connection is detected and replaced; subscriptions come back", async () => {
+    const c = createRedisConnection({ redis: { url: proxy.url, stallTimeoutMs: 600 } });
+    const pub = createRedisConnection({ redis: redis.url });
+    c.on("error", () => undefined);
+    await Promise.all([c.connect(), pub.connect()]);
+    const got: string[] = [];
+    await c.subscribe("bh-chan", (m) => got.push(m));
+    let downs = 0;
+    let reconnects = 0;
+    c.on("down", () => downs++);
+    c.on("ready", ({ reconnect }) => reconnect && reconnects++);
+    try {
+      proxy.blackhole(true, "open");
+      const t0 = performance.now();
+      await assert.rejects(c.command(["SET", "dead", "1"], { timeoutMs: 800 }), (e) =>
+        isRedmeshError(e, "ERR_TIMEOUT"),
+      );
+      await waitFor(() => reconnects > 0, { timeoutMs: 3000, what: "the command socket replaced" });
+      assert.equal(downs, 1);
+      assert.equal(await c.command(["ECHO", "alive"]), "alive");
+      // The subscriber socket is frozen too: its PING probe finds out and it resubscribes on a new one.
+      await waitFor(
+        async () => {
+          await pub.publish("bh-chan", "hello");
+          return got.includes("hello");
+        },
+        { timeoutMs: 4000, intervalMs: 100, what: "a message through the new subscriber" },
+      );
+      assert.ok(c.recycledConnections >= 2, "both sockets were replaced");
+      assert.ok(performance.now() - t0 < 4000);
+    } finally {
+      proxy.resetAll(); // release the frozen pair
+      c.destroy();
+      await pub.close();
+    }
+  });
+
   test("resetting every connection: the connection reconnects by itself", async () => {
     const c = createRedisConnection({ redis: proxy.url });
     c.on("error", () => undefined);
