@@ -17,6 +17,7 @@ import { z } from "zod";
 import { ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
 import { appendHealthLog, type HealthCheck, HealthMonitor, type HealthSnapshot } from "./health/index.js";
 import { assertInstanceId, assertServiceName, createKeys, type Keys } from "./keys.js";
+import { createServiceLog, type LogOptions, type ServiceLog } from "./log/index.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { RedisConnection, type RedisOptions } from "./redis/index.js";
 import { Discovery, InstanceStatus, type NodeEntry, Registration } from "./registry/index.js";
@@ -59,6 +60,8 @@ export interface ServiceOptions {
   connectTimeoutMs?: number;
   /** pino-compatible logger for redmesh's own diagnostics. @default silent */
   logger?: Logger;
+  /** Distributed log settings (`svc.log`): level, stream cap, local echo, buffer bound. */
+  log?: LogOptions;
 }
 
 /** Default service settings. */
@@ -99,6 +102,7 @@ const optionsSchema = z
     stopGraceMs: ms(0),
     connectTimeoutMs: ms(1),
     logger: z.any().optional(),
+    log: z.any().optional(),
   })
   .strict();
 
@@ -152,6 +156,8 @@ export interface ServiceStats {
   pruned: number;
   healthWrites: number;
   inFlight: number;
+  /** Distributed log entries lost (buffer overflow while Redis was slow or down, failed writes). */
+  logDropped: number;
 }
 
 /** One running instance of a service. Create with {@link createService}. */
@@ -168,8 +174,10 @@ export class Service extends EventEmitter<ServiceEvents> {
   readonly registry: RegistryView;
   /** The logger given in the options (silent by default). */
   readonly logger: Logger;
+  /** The distributed log of this instance: `svc.log.info(msg, fields)` → the service's log stream. */
+  readonly log: ServiceLog;
 
-  readonly #o: Required<Omit<ServiceOptions, "redis" | "logger" | "instanceId" | "hydraInterop">> & {
+  readonly #o: Required<Omit<ServiceOptions, "redis" | "logger" | "instanceId" | "hydraInterop" | "log">> & {
     hydraInterop: boolean;
   };
   readonly #discovery: Discovery;
@@ -275,7 +283,16 @@ export class Service extends EventEmitter<ServiceEvents> {
         heartbeatErrors: this.#registration.stats.heartbeatErrors,
         reregistrations: this.#registration.stats.reregistrations,
         badRegistryEvents: this.#discovery.stats.badEvents,
+        logDropped: this.log.stats.dropped,
       }),
+    });
+    this.log = createServiceLog({
+      ...options.log,
+      redis: this.redis,
+      keys: this.keys,
+      service: this.name,
+      instanceId,
+      logger: this.logger,
     });
     const d2 = this.#discovery;
     this.registry = {
@@ -365,6 +382,7 @@ export class Service extends EventEmitter<ServiceEvents> {
       this.#registration.stopHeartbeat();
       this.#health.stop();
       await this.#discovery.stop();
+      await this.log.close({ timeoutMs: 0 });
       this.#detach();
       await this.redis.close();
       throw err;
@@ -413,6 +431,8 @@ export class Service extends EventEmitter<ServiceEvents> {
     this.#registration.stopHeartbeat();
     this.#health.stop();
     await step("stop discovery", () => this.#discovery.stop());
+    // After in-flight work drained (its last entries are buffered), before the connection closes.
+    await step("flush logs", () => this.log.close({ timeoutMs: 1000 }));
     this.#detach();
     await step("close redis", () => this.redis.close());
     this.#state = ServiceState.STOPPED;
@@ -500,6 +520,7 @@ export class Service extends EventEmitter<ServiceEvents> {
       pruned: d.pruned,
       healthWrites: this.#health.stats.writes,
       inFlight: this.#inFlight,
+      logDropped: this.log.stats.dropped,
     };
   }
 
