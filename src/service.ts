@@ -14,6 +14,7 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname as osHostname } from "node:os";
 import { z } from "zod";
+import { type ConfigClient, type ConfigOptions, createConfigClient } from "./config/index.js";
 import { ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
 import { appendHealthLog, type HealthCheck, HealthMonitor, type HealthSnapshot } from "./health/index.js";
 import { assertInstanceId, assertServiceName, createKeys, type Keys } from "./keys.js";
@@ -23,7 +24,7 @@ import { RedisConnection, type RedisOptions } from "./redis/index.js";
 import { Discovery, InstanceStatus, type NodeEntry, Registration } from "./registry/index.js";
 
 /** Options of {@link createService}. Durations are in milliseconds. */
-export interface ServiceOptions {
+export interface ServiceOptions<C = unknown> {
   /** Service name: 1-63 of `a-z 0-9 . _ -`, starting with a letter or digit. */
   name: string;
   /** Redis to use (URL or options). @default "redis://127.0.0.1:6379" */
@@ -62,6 +63,8 @@ export interface ServiceOptions {
   logger?: Logger;
   /** Distributed log settings (`svc.log`): level, stream cap, local echo, buffer bound. */
   log?: LogOptions;
+  /** Shared config (`svc.config`): an optional schema (anything with zod's `safeParse`) and defaults. */
+  config?: ConfigOptions<C>;
 }
 
 /** Default service settings. */
@@ -103,6 +106,7 @@ const optionsSchema = z
     connectTimeoutMs: ms(1),
     logger: z.any().optional(),
     log: z.any().optional(),
+    config: z.any().optional(),
   })
   .strict();
 
@@ -161,7 +165,7 @@ export interface ServiceStats {
 }
 
 /** One running instance of a service. Create with {@link createService}. */
-export class Service extends EventEmitter<ServiceEvents> {
+export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   /** Service name. */
   readonly name: string;
   /** This instance's id (32 hex). */
@@ -176,8 +180,12 @@ export class Service extends EventEmitter<ServiceEvents> {
   readonly logger: Logger;
   /** The distributed log of this instance: `svc.log.info(msg, fields)` → the service's log stream. */
   readonly log: ServiceLog;
+  /** This service's shared, versioned config: `await svc.config.get()`, `svc.config.on("change", fn)`. */
+  readonly config: ConfigClient<C>;
 
-  readonly #o: Required<Omit<ServiceOptions, "redis" | "logger" | "instanceId" | "hydraInterop" | "log">> & {
+  readonly #o: Required<
+    Omit<ServiceOptions, "redis" | "logger" | "instanceId" | "hydraInterop" | "log" | "config">
+  > & {
     hydraInterop: boolean;
   };
   readonly #discovery: Discovery;
@@ -205,7 +213,7 @@ export class Service extends EventEmitter<ServiceEvents> {
     if (this.listenerCount("error") > 0) this.emit("error", error);
   };
 
-  constructor(options: ServiceOptions) {
+  constructor(options: ServiceOptions<C>) {
     super();
     const parsed = optionsSchema.safeParse(options);
     if (!parsed.success) {
@@ -294,6 +302,13 @@ export class Service extends EventEmitter<ServiceEvents> {
       instanceId,
       logger: this.logger,
     });
+    this.config = createConfigClient<C>({
+      ...options.config,
+      redis: this.redis,
+      keys: this.keys,
+      service: this.name,
+      logger: this.logger,
+    });
     const d2 = this.#discovery;
     this.registry = {
       services: () => d2.services(),
@@ -374,6 +389,8 @@ export class Service extends EventEmitter<ServiceEvents> {
     try {
       await this.redis.connect({ timeoutMs: this.#o.connectTimeoutMs });
       await this.#discovery.start();
+      // The config is loaded before the instance is discoverable, so its first work sees it.
+      await this.config.start();
       await this.#registration.register();
       this.#registration.startHeartbeat();
       this.#health.start();
@@ -382,6 +399,7 @@ export class Service extends EventEmitter<ServiceEvents> {
       this.#registration.stopHeartbeat();
       this.#health.stop();
       await this.#discovery.stop();
+      await this.config.stop();
       await this.log.close({ timeoutMs: 0 });
       this.#detach();
       await this.redis.close();
@@ -432,6 +450,7 @@ export class Service extends EventEmitter<ServiceEvents> {
     this.#health.stop();
     await step("stop discovery", () => this.#discovery.stop());
     // After in-flight work drained (its last entries are buffered), before the connection closes.
+    await step("stop config", () => this.config.stop());
     await step("flush logs", () => this.log.close({ timeoutMs: 1000 }));
     this.#detach();
     await step("close redis", () => this.redis.close());
@@ -535,6 +554,6 @@ export class Service extends EventEmitter<ServiceEvents> {
 }
 
 /** Create a service instance (no I/O until `start()`). */
-export function createService(options: ServiceOptions): Service {
-  return new Service(options);
+export function createService<C = unknown>(options: ServiceOptions<C>): Service<C> {
+  return new Service<C>(options);
 }
