@@ -268,22 +268,24 @@ describe("distributed log under Redis faults", () => {
   test("Redis paused: logging never blocks, the buffer stays bounded, drops are counted, then it resumes", async () => {
     const key = svc.keys.log("faulty");
     const before0 = svc.log.stats;
-    await redis.pause(600, "ALL");
+    await redis.pause(1000, "ALL");
+    const pausedAt = performance.now();
     const t0 = performance.now();
     for (let i = 0; i < 2000; i++) {
       svc.log.info(`p${i}`, { i });
       if (i % 100 === 0) await sleep(1); // let flushes start (and hang on the paused server)
     }
     const spent = performance.now() - t0;
-    // 2000 calls with 20 pauses of ~1 ms: nowhere near the 600 ms pause.
-    assert.ok(spent < 400, `logging took ${spent} ms while Redis was paused`);
+    // 2000 calls with 20 yields of ~1 ms all finished while Redis was still paused: nothing waited for it.
+    assert.ok(performance.now() - pausedAt < 900, `logging took ${spent} ms while Redis was paused`);
+    assert.equal(svc.log.stats.written, before0.written);
     const during = svc.log.stats;
     assert.ok(during.buffered <= 100, `buffered ${during.buffered}`);
     assert.ok(during.dropped - before0.dropped >= 1800, `dropped ${during.dropped}`);
     // The service is still responsive: its timers fire on time.
     const lagT = performance.now();
     await sleep(10);
-    assert.ok(performance.now() - lagT < 100);
+    assert.ok(performance.now() - lagT < 200);
     await waitFor(() => svc.log.stats.buffered === 0, { timeoutMs: 5000, what: "buffer drained" });
     await svc.log.flush();
     const s = svc.log.stats;
