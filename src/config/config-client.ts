@@ -487,12 +487,17 @@ export class ConfigClient<C = unknown> extends EventEmitter<ConfigEvents<C>> {
       if (this.#source === undefined) {
         this.#source = ConfigSource.DEFAULTS;
         this.#value = this.#defaults;
-        this.#logger.info(
-          { service: this.#service, defaults: this.#defaults !== undefined },
-          this.#defaults === undefined
-            ? "no config stored for the service and no defaults given"
-            : "no config stored for the service: using the defaults",
-        );
+        // Worth saying when defaults stand in for a missing config; mere noise for services without config.
+        if (this.#defaults === undefined)
+          this.#logger.debug(
+            { service: this.#service },
+            "no config stored for the service and no defaults given",
+          );
+        else
+          this.#logger.info(
+            { service: this.#service },
+            "no config stored for the service: using the defaults",
+          );
         this.emit("defaults", this.#defaults);
       }
       return;

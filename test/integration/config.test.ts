@@ -53,6 +53,19 @@ describe("shared config", () => {
     // Typed by the schema: this line would not compile if get() returned unknown.
     const port: number = cfg.port;
     assert.equal(port, 8080);
+    // …and says so through the service's logger.
+    const said: string[] = [];
+    const rec = (_o: unknown, m?: string) => void said.push(String(m ?? _o));
+    const logged = createService({
+      name: "logged",
+      namespace: ns,
+      redis: redis.url,
+      logger: { debug: rec, info: rec, warn: rec, error: rec },
+      config: { defaults: { port: 1 } },
+    });
+    await logged.start();
+    await logged.stop();
+    assert.ok(said.includes("no config stored for the service: using the defaults"), said.join(" | "));
     const bare = await make(ns, "bare");
     await assert.rejects(bare.s.config.get(), { code: "ERR_CONFIG_NOT_FOUND" });
     // Defaults are validated by the schema at construction.
