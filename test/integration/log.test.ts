@@ -320,4 +320,23 @@ describe("distributed log under Redis faults", () => {
     assert.equal(entries[0]?.msg, "down 49900");
     assert.equal(entries[100]?.msg, "back");
   });
+
+  test("a following tail survives a Redis restart", async () => {
+    const ac = new AbortController();
+    const it = svc.log.tail({ services: ["faulty"], follow: true, signal: ac.signal, blockMs: 200 });
+    const first = it.next();
+    await sleep(50);
+    svc.log.info("before restart");
+    assert.equal((await first).value?.msg, "before restart");
+    const second = it.next();
+    await redis.kill();
+    await sleep(300);
+    await redis.restart();
+    await waitFor(() => svc.redis.status === "ready", { timeoutMs: 8000, what: "reconnected" });
+    svc.log.info("after restart");
+    const got = await Promise.race([second, sleep(5000).then(() => undefined)]);
+    assert.equal(got?.value?.msg, "after restart");
+    ac.abort();
+    assert.equal((await it.next()).done, true);
+  });
 });
