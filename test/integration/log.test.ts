@@ -225,6 +225,17 @@ describe("distributed log", () => {
     assert.equal(s.log.stats.dropped, 1);
   });
 
+  test("entries logged before start() are written once the service is connected", async () => {
+    const ns = randomNamespace();
+    const s = createService({ name: "early", namespace: ns, redis: redis.url, log: { retryMs: 20 } });
+    s.log.info("before start");
+    assert.equal(s.log.stats.buffered, 1);
+    await s.start();
+    started.push(s);
+    await waitFor(() => s.log.stats.written === 1, { what: "early entry written" });
+    assert.equal((await s.log.query({}))[0]?.msg, "before start");
+  });
+
   test("the stream is capped (MAXLEN ~)", async () => {
     const ns = randomNamespace();
     const s = await make("capped", ns, { maxLen: 100 });
