@@ -13,7 +13,7 @@
  */
 
 import { currentContext } from "../context.js";
-import { ErrorCode, ValidationError } from "../errors.js";
+import { ConnectionError, ErrorCode, ValidationError } from "../errors.js";
 import { appendHealthLog } from "../health/index.js";
 import type { Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
@@ -139,6 +139,8 @@ export class ServiceLog implements LogWriter {
   #flushing: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
+  /** After a connection failure, no batch is sent before this time (no drop storm while the status catches up). */
+  #holdUntil = 0;
   #closing: Promise<void> | undefined;
   readonly #stats = { written: 0, dropped: 0, flushes: 0, healthLogErrors: 0 };
 
@@ -322,18 +324,22 @@ export class ServiceLog implements LogWriter {
   #flush(): Promise<void> {
     if (this.#flushing) return this.#flushing;
     if (this.#buf.length === 0) return Promise.resolve();
-    if (this.#redis.status !== "ready") {
+    if (!this.#canSend()) {
       this.#armRetry();
       return Promise.resolve();
     }
     this.#flushing = this.#drain().finally(() => {
       this.#flushing = undefined;
       if (this.#buf.length > 0) {
-        if (this.#redis.status === "ready") this.#schedule();
+        if (this.#canSend()) this.#schedule();
         else this.#armRetry();
       }
     });
     return this.#flushing;
+  }
+
+  #canSend(): boolean {
+    return this.#redis.status === "ready" && Date.now() >= this.#holdUntil;
   }
 
   #armRetry(): void {
@@ -347,7 +353,7 @@ export class ServiceLog implements LogWriter {
   }
 
   async #drain(): Promise<void> {
-    while (this.#buf.length > 0 && this.#redis.status === "ready") {
+    while (this.#buf.length > 0 && this.#canSend()) {
       const batch = this.#buf.splice(0, this.#o.batchSize);
       this.#stats.flushes++;
       const health: Array<Promise<void>> = [];
@@ -370,12 +376,17 @@ export class ServiceLog implements LogWriter {
           batch.map((p) => p.args),
           { timeoutMs: 0 },
         );
+        let lost = false;
         for (const r of results) {
-          if (r instanceof Error) this.#stats.dropped++;
-          else this.#stats.written++;
+          if (r instanceof Error) {
+            this.#stats.dropped++;
+            if (r instanceof ConnectionError) lost = true;
+          } else this.#stats.written++;
         }
+        if (lost) this.#holdUntil = Date.now() + this.#o.retryMs;
       } catch (err) {
         this.#stats.dropped += batch.length;
+        this.#holdUntil = Date.now() + this.#o.retryMs;
         this.#logger.debug({ err, entries: batch.length }, "log write failed");
       }
       await Promise.all(health);
@@ -385,7 +396,7 @@ export class ServiceLog implements LogWriter {
   /** Write what is buffered now; resolves when done (or when Redis is not ready). Never rejects. */
   async flush(): Promise<void> {
     while (this.#buf.length > 0 || this.#flushing) {
-      if (!this.#flushing && this.#redis.status !== "ready") return;
+      if (!this.#flushing && !this.#canSend()) return;
       await this.#flush();
     }
   }
