@@ -118,7 +118,8 @@ type NodeRedisClient = RedisClientType;
  * redmesh sends everything through `sendCommand`, so the base class is all it needs; MULTI gets the
  * plain transaction class (addCommand + exec).
  */
-class LeanRedisClient extends RedisClient<{}, {}, {}, 3, {}> {}
+type NoExtensions = Record<string, never>;
+class LeanRedisClient extends RedisClient<NoExtensions, NoExtensions, NoExtensions, 3, NoExtensions> {}
 // The transaction class `multi()` instantiates; the generated one would attach every command again.
 Object.defineProperty(LeanRedisClient.prototype, "Multi", {
   value: (clientMultiModule as unknown as { default: unknown }).default,
