@@ -71,7 +71,7 @@ export interface BalancerOptions {
   lagBaselineMs?: number;
   /**
    * An instance absent from its service's candidates is forgotten once idle (nothing outstanding,
-   * circuit closed), or after this long without a request whatever its state. @default 60000
+   * circuit closed), or once absent this long whatever its state. @default 60000
    */
   forgetAfterMs?: number;
 }
@@ -131,14 +131,26 @@ interface InstanceState {
   service: string;
   outstanding: number;
   breaker: CircuitBreaker | undefined;
-  lastUsed: number;
+  /** When a sweep first found it missing from the candidates (clock ms), while it was busy. */
+  absentSince: number | undefined;
 }
 
 interface ServiceState {
   rr: number;
+  /** Picks so far (sweeps are considered every few picks, not every pick: reading the clock is not free). */
+  picks: number;
   ring: HashRing | undefined;
+  /** The candidate ids the ring was built from, in the order they came, and their positions. */
+  ringIds: string[];
+  ringIndex: Map<string, number>;
   iids: Set<string>;
   lastSweep: number;
+}
+
+interface RingAcceptArg {
+  candidates: readonly Instance[];
+  ctx: PickContext;
+  index: Map<string, number>;
 }
 
 const STRATEGIES = new Set<string>(Object.values(Strategy));
@@ -203,7 +215,9 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
    */
   pick(candidates: readonly Instance[], ctx: PickContext): Instance | undefined {
     const svc = this.#serviceState(ctx.service);
-    if (svc.iids.size > 0) this.#maybeSweep(svc, candidates, ctx.service);
+    // More tracked than offered means someone left: look soon. Otherwise now and then (replacements).
+    const every = svc.iids.size > candidates.length ? 7 : 255;
+    if ((++svc.picks & every) === 0 && svc.iids.size > 0) this.#maybeSweep(svc, candidates, ctx.service);
     this.#tracker?.maybeRefresh?.(ctx.service, candidates);
     let picked: Instance | undefined;
     switch (this.strategy) {
@@ -227,7 +241,6 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
   onStart(service: string, iid: string): void {
     const st = this.#instanceState(service, iid);
     st.outstanding++;
-    st.lastUsed = this.#clock();
     st.breaker?.onStart();
   }
 
@@ -236,7 +249,6 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
     const st = this.#instanceState(service, iid);
     const started = st.outstanding > 0;
     if (started) st.outstanding--;
-    st.lastUsed = this.#clock();
     st.breaker?.onEnd(outcome, started);
   }
 
@@ -263,7 +275,11 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
       this.#services.get(st.service)?.iids.delete(iid);
       this.#counts.forgotten++;
     }
-    this.#services.get(service)?.ring?.remove(iid);
+    const svc = this.#services.get(service);
+    if (svc?.ring?.has(iid)) {
+      svc.ring.remove(iid);
+      svc.ringIds = []; // the next keyed pick re-checks membership
+    }
     this.#tracker?.forget?.(service, iid);
   }
 
@@ -389,22 +405,30 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
     return s;
   }
 
+  /** Created once: a closure per keyed pick is measurable on the hot path. */
+  readonly #ringAccept = (iid: string, a: RingAcceptArg): boolean => {
+    const i = a.index.get(iid);
+    return i !== undefined && this.#eligible(a.candidates[i]!, a.ctx);
+  };
+
   #affinity(candidates: readonly Instance[], ctx: PickContext, svc: ServiceState): Instance | undefined {
     let ring = svc.ring;
     if (!ring) {
       ring = new HashRing(this.#virtualNodes);
       svc.ring = ring;
     }
-    // Same members as last time (the common case) costs one Set lookup per candidate, no allocation.
-    let same = ring.size === candidates.length;
-    for (let i = 0; same && i < candidates.length; i++) same = ring.has(candidates[i]!.id);
-    if (!same) ring.setMembers(candidates.map((c) => c.id));
-    const key = ctx.key as string;
-    const id = ring.lookup(key, (iid) => {
-      const inst = candidates.find((c) => c.id === iid);
-      return inst !== undefined && this.#eligible(inst, ctx);
-    });
-    return id === undefined ? undefined : candidates.find((c) => c.id === id);
+    // Discovery hands out the same id strings in the same order while nothing changes, so the common
+    // case is one identity comparison per candidate; a change of order alone does not move the ring.
+    const ids = svc.ringIds;
+    let same = ids.length === candidates.length;
+    for (let i = 0; same && i < candidates.length; i++) same = ids[i] === candidates[i]!.id;
+    if (!same) {
+      svc.ringIds = candidates.map((c) => c.id);
+      svc.ringIndex = new Map(svc.ringIds.map((id, i) => [id, i]));
+      ring.setMembers(svc.ringIds);
+    }
+    const id = ring.lookup(ctx.key as string, this.#ringAccept, { candidates, ctx, index: svc.ringIndex });
+    return id === undefined ? undefined : candidates[svc.ringIndex.get(id)!];
   }
 
   // ---- state ----
@@ -417,7 +441,15 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
   #serviceState(service: string): ServiceState {
     let s = this.#services.get(service);
     if (!s) {
-      s = { rr: 0, ring: undefined, iids: new Set(), lastSweep: this.#clock() };
+      s = {
+        rr: 0,
+        picks: 0,
+        ring: undefined,
+        ringIds: [],
+        ringIndex: new Map(),
+        iids: new Set(),
+        lastSweep: this.#clock(),
+      };
       this.#services.set(service, s);
     }
     return s;
@@ -429,7 +461,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
       const breaker = this.#breaker
         ? new CircuitBreaker(this.#breaker, this.#clock, (t) => this.emit("breaker", { service, iid, ...t }))
         : undefined;
-      st = { service, outstanding: 0, breaker, lastUsed: this.#clock() };
+      st = { service, outstanding: 0, breaker, absentSince: undefined };
       this.#instances.set(iid, st);
       this.#serviceState(service).iids.add(iid);
     }
@@ -438,8 +470,8 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
 
   /**
    * Drop the state of instances absent from `candidates`: at once when idle (nothing outstanding,
-   * circuit closed), after `forgetAfterMs` without a request otherwise. At most once a second per
-   * service, which bounds the cost when callers pass subsets (a direct `iid@svc` send).
+   * circuit closed), once absent for `forgetAfterMs` otherwise. At most once a second per service,
+   * which bounds the cost when callers pass subsets (a direct `iid@svc` send).
    */
   #maybeSweep(svc: ServiceState, candidates: readonly Instance[], service: string): void {
     const now = this.#clock();
@@ -448,12 +480,16 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
     const present = new Set<string>();
     for (const c of candidates) present.add(c.id);
     for (const iid of [...svc.iids]) {
-      if (present.has(iid)) continue;
       const st = this.#instances.get(iid);
+      if (present.has(iid)) {
+        if (st) st.absentSince = undefined;
+        continue;
+      }
       const idle =
         st === undefined ||
         (st.outstanding === 0 && (st.breaker === undefined || st.breaker.state === BreakerState.CLOSED));
-      if (idle || now - (st?.lastUsed ?? 0) >= this.#forgetAfterMs) this.forget(service, iid);
+      if (st && !idle) st.absentSince ??= now;
+      if (idle || now - (st?.absentSince ?? now) >= this.#forgetAfterMs) this.forget(service, iid);
     }
   }
 }

