@@ -13,6 +13,7 @@
 
 import { EventEmitter } from "node:events";
 import { CircuitOpenError, ErrorCode, ValidationError } from "../errors.js";
+import { type Logger, silentLogger } from "../logger.js";
 import { type Instance, InstanceStatus } from "../registry/types.js";
 import {
   type BreakerSnapshot,
@@ -74,6 +75,14 @@ export interface BalancerOptions {
    * circuit closed), or once absent this long whatever its state. @default 60000
    */
   forgetAfterMs?: number;
+  /** pino-compatible logger (a throwing `breaker` listener is logged here). @default silent */
+  logger?: Logger;
+}
+
+/** Anything that announces departed instances, e.g. `service.registry.events` (a `Discovery`). */
+export interface LeaveSource {
+  on(event: "leave", listener: (e: { service: string; id: string }) => void): unknown;
+  off(event: "leave", listener: (e: { service: string; id: string }) => void): unknown;
 }
 
 /** Default balancer settings. */
@@ -172,6 +181,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
   readonly #lagWeight: number;
   readonly #lagBaselineMs: number;
   readonly #forgetAfterMs: number;
+  readonly #logger: Logger;
   readonly #instances = new Map<string, InstanceState>();
   readonly #services = new Map<string, ServiceState>();
   readonly #counts = { picks: 0, empty: 0, circuitOpen: 0, forgotten: 0 };
@@ -203,6 +213,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
     this.#lagWeight = nonNegative("lagWeight", options.lagWeight ?? d.lagWeight);
     this.#lagBaselineMs = nonNegative("lagBaselineMs", options.lagBaselineMs ?? d.lagBaselineMs);
     this.#forgetAfterMs = nonNegative("forgetAfterMs", options.forgetAfterMs ?? d.forgetAfterMs);
+    this.#logger = options.logger ?? silentLogger;
   }
 
   /**
@@ -281,6 +292,18 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
       svc.ringIds = []; // the next keyed pick re-checks membership
     }
     this.#tracker?.forget?.(service, iid);
+  }
+
+  /**
+   * Forget instances as soon as `source` says they left (e.g. `balancer.watch(svc.registry.events)`).
+   * Returns the function that stops watching.
+   */
+  watch(source: LeaveSource): () => void {
+    const onLeave = (e: { service: string; id: string }) => this.forget(e.service, e.id);
+    source.on("leave", onLeave);
+    return () => {
+      source.off("leave", onLeave);
+    };
   }
 
   /** Forget a service and every instance of it. */
@@ -459,13 +482,22 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
     let st = this.#instances.get(iid);
     if (!st) {
       const breaker = this.#breaker
-        ? new CircuitBreaker(this.#breaker, this.#clock, (t) => this.emit("breaker", { service, iid, ...t }))
+        ? new CircuitBreaker(this.#breaker, this.#clock, (t) => this.#emitBreaker({ service, iid, ...t }))
         : undefined;
       st = { service, outstanding: 0, breaker, absentSince: undefined };
       this.#instances.set(iid, st);
       this.#serviceState(service).iids.add(iid);
     }
     return st;
+  }
+
+  /** Transitions are noticed inside pick/onEnd: a listener that throws must not break those. */
+  #emitBreaker(e: BreakerEvent): void {
+    try {
+      this.emit("breaker", e);
+    } catch (err) {
+      this.#logger.warn({ err, ...e }, "a breaker event listener threw");
+    }
   }
 
   /**

@@ -14,6 +14,7 @@ export {
   DEFAULT_BALANCER_OPTIONS,
   type InstanceStats,
   type KeylessStrategyName,
+  type LeaveSource,
 } from "./balancer.js";
 export {
   type AcquireOptions,

@@ -79,6 +79,10 @@ describe("balancer: LoadTracker on real health snapshots", () => {
     assert.ok((tracker.get("worker", idle.instanceId)?.lagMs ?? -1) >= 0);
 
     const b = createBalancer({ strategy: "least-outstanding", loadTracker: tracker, seed: 4 });
+    const unwatch = b.watch(caller.registry.events);
+    b.onStart("worker", leaving.instanceId);
+    b.onEnd("worker", leaving.instanceId, { ok: true, latencyMs: 1 });
+    assert.ok(b.stats().instances[leaving.instanceId]);
     const m1 = await mgets(redis);
     const picked = new Map<string, number>();
     for (let i = 0; i < 3000; i++) {
@@ -108,6 +112,10 @@ describe("balancer: LoadTracker on real health snapshots", () => {
     }
     leaveWork();
     await stopping;
+    await waitFor(() => b.stats().instances[leaving.instanceId] === undefined, {
+      what: "the balancer to forget the instance that left (discovery leave event)",
+    });
+    unwatch();
 
     // Refreshing with the live instances forgets the one that left.
     for (const e of ends) e();

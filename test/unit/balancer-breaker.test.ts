@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
 import { describe, test } from "node:test";
 import {
   AbortError,
@@ -235,5 +236,28 @@ describe("balancer with breakers", () => {
     assert.equal(b.stats().instances[live[0]!.id], undefined);
     b.forgetService("svc");
     assert.deepEqual(b.stats().instances, {});
+  });
+
+  test("watch() forgets instances when the source says they left; a throwing breaker listener breaks nothing", () => {
+    const warnings: unknown[] = [];
+    const noop = () => {};
+    const b = createBalancer({
+      breaker: { consecutiveFailures: 1 },
+      logger: { debug: noop, info: noop, error: noop, warn: (o: unknown) => warnings.push(o) },
+    });
+    const source = new EventEmitter<{ leave: [{ service: string; id: string }] }>();
+    const unwatch = b.watch(source);
+    b.on("breaker", () => {
+      throw new Error("listener bug");
+    });
+    b.onStart("svc", iid(1));
+    b.onEnd("svc", iid(1), fail);
+    assert.equal(b.breakerState(iid(1)), "open");
+    assert.equal(warnings.length, 1);
+    source.emit("leave", { service: "svc", id: iid(1) });
+    assert.equal(b.stats().instances[iid(1)], undefined);
+    assert.equal(b.breakerState(iid(1)), "closed");
+    unwatch();
+    assert.equal(source.listenerCount("leave"), 0);
   });
 });
