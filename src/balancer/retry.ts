@@ -119,11 +119,14 @@ export class RetryPolicy {
    * Run `fn` until it succeeds, an error is not safe to retry, attempts run out, the deadline would
    * pass during the wait, or `signal` fires (AbortError). Rejects with the last attempt's error.
    */
-  async run<T>(fn: (attempt: number) => Promise<T>, options: RetryRunOptions = {}): Promise<T> {
+  async run<T>(
+    fn: (attempt: number, signal: AbortSignal | undefined) => Promise<T>,
+    options: RetryRunOptions = {},
+  ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       if (options.signal?.aborted) throw new AbortError(undefined, { cause: options.signal.reason });
       try {
-        return await fn(attempt);
+        return await fn(attempt, options.signal);
       } catch (err) {
         if (!this.shouldRetry(err, { idempotent: options.idempotent ?? false, attempt })) throw err;
         const delayMs = this.delay(attempt);
