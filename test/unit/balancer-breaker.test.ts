@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { describe, test } from "node:test";
+import fc from "fast-check";
 import {
   AbortError,
   type BreakerEvent,
@@ -134,6 +135,51 @@ describe("circuit breaker", () => {
     b.onEnd({ ok: false, latencyMs: 1, error: new Error("socket hang up") });
     b.onEnd({ ok: false, latencyMs: 1, error: new RemoteError("ERR_BUSY", "busy", { retryable: true }) });
     assert.equal(b.state, "open");
+  });
+  test("property: any sequence of requests and time keeps the state machine's invariants", () => {
+    const op = fc.oneof(
+      fc.constant({ t: "start" as const }),
+      fc.record({ t: fc.constant("end" as const), ok: fc.boolean() }),
+      fc.record({ t: fc.constant("tick" as const), ms: fc.integer({ min: 0, max: 3000 }) }),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3 }), fc.array(op, { maxLength: 200 }), (k, ops) => {
+        const clock = new ManualClock();
+        const o = resolveBreakerOptions({
+          consecutiveFailures: 3,
+          minimumRequests: 5,
+          cooldownMs: 1000,
+          halfOpenRequests: k,
+        });
+        const seen: string[] = [];
+        const b = new CircuitBreaker(o, clock.fn, (t) => seen.push(`${t.from}>${t.to}`));
+        let inFlight = 0;
+        for (const x of ops) {
+          const before = b.state;
+          if (x.t === "start") {
+            if (!b.allows()) continue; // the balancer would not pick it
+            b.onStart();
+            inFlight++;
+          } else if (x.t === "end") {
+            if (inFlight === 0) continue;
+            inFlight--;
+            b.onEnd(x.ok ? ok : fail);
+            if (!x.ok && before === "half-open") assert.equal(b.state, "open", "a failed trial reopens");
+          } else clock.advance(x.ms);
+          const snap = b.snapshot();
+          assert.ok(snap.trialsInFlight <= k, "never more than K trials");
+          if (snap.state === "open") {
+            assert.ok(snap.openUntil !== undefined && clock.now < snap.openUntil);
+            assert.equal(b.allows(), false);
+          }
+          if (snap.state === "closed") assert.ok(snap.consecutiveFailures < 3);
+        }
+        // Only legal transitions.
+        const legal = new Set(["closed>open", "open>half-open", "half-open>open", "half-open>closed"]);
+        for (const t of seen) assert.ok(legal.has(t), t);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

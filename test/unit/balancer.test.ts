@@ -238,4 +238,22 @@ describe("balancer strategies", () => {
       { numRuns: 200 },
     );
   });
+
+  test("property: round-robin gives every eligible instance exactly k of k·m picks", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 20 }),
+        fc.integer({ min: 1, max: 5 }),
+        (draining, k) => {
+          const c = draining.map((d, i) => instance(iid(i), d ? "draining" : "ok"));
+          const m = draining.filter((d) => !d).length;
+          const b = createBalancer({ strategy: "round-robin" });
+          const t = tally(k * m, () => b.pick(c, ctx));
+          assert.equal(t.size, m);
+          for (const n of t.values()) assert.equal(n, k);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
 });
