@@ -18,6 +18,9 @@ import {
   ValidationError,
 } from "../../src/index.js";
 
+/** Live timers of this process (a wait that was cancelled must not leave its timer behind). */
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+
 describe("bulkhead", () => {
   test("limits concurrency, queues up to maxQueued, rejects beyond with BulkheadFullError", async () => {
     const bh = createBulkhead({ maxConcurrent: 2, maxQueued: 1, name: "reserve" });
@@ -58,6 +61,7 @@ describe("bulkhead", () => {
   });
 
   test("waiters are served FIFO; abort and timeout give their place back", async () => {
+    const t0 = timers();
     const bh = createBulkhead({ maxConcurrent: 1, maxQueued: 10 });
     const hold = await bh.acquire();
     const ac = new AbortController();
@@ -82,6 +86,7 @@ describe("bulkhead", () => {
     assert.deepEqual(served, [1, 4]);
     assert.equal(bh.active, 0);
     assert.equal(bh.queued, 0);
+    assert.equal(timers(), t0, "no timer left behind");
   });
 
   test("run() releases the slot however fn ends; maxQueued 0 rejects at once", async () => {
@@ -246,9 +251,12 @@ describe("retry policy", () => {
     const ac = new AbortController();
     ac.abort();
     await assert.rejects(abortableSleep(10, ac.signal), AbortError);
+    const before = timers();
     const ac2 = new AbortController();
     const s = abortableSleep(10_000, ac2.signal);
+    assert.equal(timers(), before + 1);
     ac2.abort(new Error("stop"));
     await assert.rejects(s, (e: unknown) => e instanceof AbortError && (e.cause as Error).message === "stop");
+    assert.equal(timers(), before, "the aborted sleep's timer is cleared");
   });
 });
