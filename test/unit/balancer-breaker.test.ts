@@ -81,6 +81,29 @@ describe("circuit breaker", () => {
     assert.equal(b.state, "half-open");
   });
 
+  test("a request sent before the circuit half-opened does not decide for the trial", () => {
+    const clock = new ManualClock();
+    const b = new CircuitBreaker(
+      resolveBreakerOptions({ consecutiveFailures: 2, cooldownMs: 1000 }),
+      clock.fn,
+    );
+    b.onStart(); // a slow request, sent while closed
+    b.onStart();
+    b.onEnd(fail);
+    b.onStart();
+    b.onEnd(fail);
+    assert.equal(b.state, "open");
+    clock.advance(1000);
+    assert.equal(b.state, "half-open");
+    b.onStart(); // the trial
+    assert.equal(b.allows(), false);
+    b.onEnd(ok); // the slow request from before finally answers
+    assert.equal(b.state, "half-open", "not closed by a request that was not a trial");
+    assert.equal(b.allows(), false, "the trial still holds its slot");
+    b.onEnd(ok); // the trial
+    assert.equal(b.state, "closed");
+  });
+
   test("opens on a failure rate over the rolling window once enough requests were seen", () => {
     const clock = new ManualClock();
     const o = resolveBreakerOptions({
@@ -154,8 +177,11 @@ describe("circuit breaker", () => {
         const seen: string[] = [];
         const b = new CircuitBreaker(o, clock.fn, (t) => seen.push(`${t.from}>${t.to}`));
         let inFlight = 0;
+        let earlier = 0; // the model: requests in flight when the circuit half-opened
         for (const x of ops) {
+          const n = seen.length;
           const before = b.state;
+          if (seen.length > n && seen[seen.length - 1] === "open>half-open") earlier = inFlight;
           if (x.t === "start") {
             if (!b.allows()) continue; // the balancer would not pick it
             b.onStart();
@@ -164,7 +190,11 @@ describe("circuit breaker", () => {
             if (inFlight === 0) continue;
             inFlight--;
             b.onEnd(x.ok ? ok : fail);
-            if (!x.ok && before === "half-open") assert.equal(b.state, "open", "a failed trial reopens");
+            if (before === "half-open" && earlier > 0) {
+              earlier--;
+              assert.equal(b.state, "half-open", "an earlier request decides nothing");
+            } else if (!x.ok && before === "half-open")
+              assert.equal(b.state, "open", "a failed trial reopens");
           } else clock.advance(x.ms);
           const snap = b.snapshot();
           assert.ok(snap.trialsInFlight <= k, "never more than K trials");
@@ -178,7 +208,7 @@ describe("circuit breaker", () => {
         const legal = new Set(["closed>open", "open>half-open", "half-open>open", "half-open>closed"]);
         for (const t of seen) assert.ok(legal.has(t), t);
       }),
-      { numRuns: 300 },
+      { numRuns: 500 },
     );
   });
 });
