@@ -27,7 +27,7 @@ import { DEFAULT_VIRTUAL_NODES, HashRing } from "./hash-ring.js";
 import type { LoadSource } from "./load-tracker.js";
 import { seededRandom } from "./random.js";
 import {
-  type Clock,
+  type ClockMs,
   type InstancePicker,
   type PickContext,
   type RandomSource,
@@ -51,8 +51,8 @@ export interface BalancerOptions {
   random?: RandomSource;
   /** Seed for a reproducible random source (ignored when `random` is given). */
   seed?: number;
-  /** Clock for breakers and sweeps. @default Date.now */
-  clock?: Clock;
+  /** ClockMs for breakers and sweeps. @default Date.now */
+  clock?: ClockMs;
   /** Circuit breaker settings, or `false` for none. @default DEFAULT_BREAKER_OPTIONS */
   breaker?: Partial<CircuitBreakerOptions> | false;
   /** Source of published load (in-flight, event-loop lag, status): usually a `LoadTracker`. Optional. */
@@ -174,7 +174,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
   readonly #fallback: KeylessStrategyName;
   readonly #virtualNodes: number;
   readonly #random: RandomSource;
-  readonly #clock: Clock;
+  readonly #clock: ClockMs;
   readonly #breaker: CircuitBreakerOptions | undefined;
   readonly #tracker: LoadSource | undefined;
   readonly #inFlightWeight: number;

@@ -19,7 +19,7 @@ export interface BulkheadOptions {
 }
 
 /** Options of one wait for a slot. */
-export interface AcquireOptions {
+export interface BulkheadAcquireOptions {
   /** Give up waiting (AbortError) when this fires. */
   signal?: AbortSignal;
   /** Give up waiting (TimeoutError) after this long. */
@@ -42,10 +42,10 @@ export interface BulkheadStats {
 }
 
 /** Gives back a slot. Calling it more than once has no further effect. */
-export type Release = () => void;
+export type BulkheadRelease = () => void;
 
 interface Waiter {
-  grant: (release: Release) => void;
+  grant: (release: BulkheadRelease) => void;
   cleanup: () => void;
 }
 
@@ -91,7 +91,7 @@ export class Bulkhead {
   }
 
   /** Take a slot now if one is free; `undefined` otherwise (never queues). */
-  tryAcquire(): Release | undefined {
+  tryAcquire(): BulkheadRelease | undefined {
     if (this.#active >= this.#max) return undefined;
     return this.#take();
   }
@@ -101,7 +101,7 @@ export class Bulkhead {
    * @throws BulkheadFullError when every slot and queue place is taken (data: name, limits, counts)
    * @throws AbortError / TimeoutError when the wait is cancelled or runs out (the place is given back)
    */
-  acquire(options: AcquireOptions = {}): Promise<Release> {
+  acquire(options: BulkheadAcquireOptions = {}): Promise<BulkheadRelease> {
     const now = this.tryAcquire();
     if (now) return Promise.resolve(now);
     if (this.#queue.length >= this.#maxQueued) {
@@ -122,7 +122,7 @@ export class Bulkhead {
     }
     const { signal, timeoutMs } = options;
     if (signal?.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }));
-    return new Promise<Release>((resolve, reject) => {
+    return new Promise<BulkheadRelease>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const leave = (err: Error) => {
         const i = this.#queue.indexOf(waiter);
@@ -153,7 +153,7 @@ export class Bulkhead {
   }
 
   /** Run `fn` in a slot (see {@link acquire} for the errors); the slot is given back however it ends. */
-  async run<T>(fn: () => T | Promise<T>, options?: AcquireOptions): Promise<T> {
+  async run<T>(fn: () => T | Promise<T>, options?: BulkheadAcquireOptions): Promise<T> {
     const release = await this.acquire(options);
     try {
       return await fn();
@@ -175,7 +175,7 @@ export class Bulkhead {
     };
   }
 
-  #take(): Release {
+  #take(): BulkheadRelease {
     this.#active++;
     this.#acquired++;
     let released = false;

@@ -10,7 +10,7 @@
  */
 
 import { ErrorCode, isRedmeshError, ValidationError } from "../errors.js";
-import type { Clock, RequestOutcome } from "./types.js";
+import type { ClockMs, RequestOutcome } from "./types.js";
 
 /** Breaker states. */
 export const BreakerState = {
@@ -123,7 +123,7 @@ export interface BreakerSnapshot {
 /** One instance's circuit breaker. Options must already be resolved ({@link resolveBreakerOptions}). */
 export class CircuitBreaker {
   readonly #o: CircuitBreakerOptions;
-  readonly #clock: Clock;
+  readonly #clock: ClockMs;
   readonly #onTransition: ((t: BreakerTransition) => void) | undefined;
   #state: BreakerStateValue = BreakerState.CLOSED;
   #consecutive = 0;
@@ -140,7 +140,7 @@ export class CircuitBreaker {
   readonly #fails: Uint32Array;
   readonly #epochs: Float64Array;
 
-  constructor(options: CircuitBreakerOptions, clock: Clock, onTransition?: (t: BreakerTransition) => void) {
+  constructor(options: CircuitBreakerOptions, clock: ClockMs, onTransition?: (t: BreakerTransition) => void) {
     this.#o = options;
     this.#clock = clock;
     this.#onTransition = onTransition;

@@ -17,12 +17,12 @@ export {
   type LeaveSource,
 } from "./balancer.js";
 export {
-  type AcquireOptions,
   Bulkhead,
+  type BulkheadAcquireOptions,
   type BulkheadOptions,
+  type BulkheadRelease,
   type BulkheadStats,
   createBulkhead,
-  type Release,
 } from "./bulkhead.js";
 export {
   type BreakerSnapshot,
@@ -59,7 +59,7 @@ export {
   type RetryRunOptions,
 } from "./retry.js";
 export {
-  type Clock,
+  type ClockMs,
   type InstancePicker,
   type PickContext,
   type RandomSource,

@@ -16,7 +16,7 @@ import type { Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
 import type { RedisLike } from "../redis/index.js";
 import { InstanceStatus, type InstanceStatusValue } from "../registry/types.js";
-import type { Clock } from "./types.js";
+import type { ClockMs } from "./types.js";
 
 /** What the tracker knows about one instance's load. */
 export interface LoadFigures {
@@ -56,8 +56,8 @@ export interface LoadTrackerOptions {
    * default, so refreshing much faster only re-reads the same figures. @default 1000
    */
   refreshMs?: number;
-  /** Clock. @default Date.now */
-  clock?: Clock;
+  /** ClockMs. @default Date.now */
+  clock?: ClockMs;
   /** pino-compatible logger. @default silent */
   logger?: Logger;
 }
@@ -88,7 +88,7 @@ export class LoadTracker implements LoadSource {
   readonly #redis: RedisLike;
   readonly #keys: Keys;
   readonly #refreshMs: number;
-  readonly #clock: Clock;
+  readonly #clock: ClockMs;
   readonly #logger: Logger;
   readonly #services = new Map<string, ServiceLoad>();
   #running = false;

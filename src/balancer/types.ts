@@ -52,4 +52,4 @@ export type StrategyName = (typeof Strategy)[keyof typeof Strategy];
 export type RandomSource = () => number;
 
 /** A clock returning milliseconds (`Date.now` by default; injected in tests). */
-export type Clock = () => number;
+export type ClockMs = () => number;
