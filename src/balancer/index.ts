@@ -58,6 +58,7 @@ export {
   type RetryPolicyOptions,
   type RetryRunOptions,
 } from "./retry.js";
+export { type RunBalancedOptions, runBalanced } from "./run-balanced.js";
 export {
   type ClockMs,
   type InstancePicker,
