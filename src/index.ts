@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+export * from "./balancer/index.js";
 export * from "./config/index.js";
 export * from "./context.js";
 export * from "./envelope/index.js";
