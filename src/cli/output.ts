@@ -9,6 +9,10 @@ export interface CliIO {
   stdout: { write(s: string): unknown; isTTY?: boolean };
   stderr: { write(s: string): unknown; isTTY?: boolean };
   env: Record<string, string | undefined>;
+  /** Aborted when the user interrupts (Ctrl-C): following commands end cleanly. */
+  signal?: AbortSignal;
+  /** Reads a file (for `config set --file`); injectable for tests. */
+  readFile?: (path: string) => Promise<string>;
 }
 
 /** Colour helpers that are identity functions when colour is off. */
@@ -59,4 +63,15 @@ export function ago(ms: number): string {
   if (s < 7200) return `${Math.round(s / 60)}m`;
   if (s < 172_800) return `${Math.round(s / 3600)}h`;
   return `${Math.round(s / 86_400)}d`;
+}
+
+/** Parse `--since`: a duration back from now (`90s`, `15m`, `2h`, `1d`) or an ISO-8601 time. */
+export function parseSince(text: string, now = Date.now()): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  if (m) {
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "ms"];
+    return now - Number(m[1]) * unit;
+  }
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? undefined : t;
 }

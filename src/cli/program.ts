@@ -6,12 +6,14 @@
  * @module
  */
 import { Command, CommanderError, Option } from "commander";
+import { createConfigClient } from "../config/index.js";
 import { ErrorCode, isRedmeshError, RedmeshError } from "../errors.js";
 import { readHealth } from "../health/index.js";
 import { createKeys, type Keys } from "../keys.js";
+import { isLogLevel, type LogEntry, queryLogs, tailLogs } from "../log/index.js";
 import { createRedisConnection, type RedisConnection } from "../redis/index.js";
 import { createDiscovery, type Discovery, type Instance } from "../registry/index.js";
-import { ago, type CliIO, paintFor, table } from "./output.js";
+import { ago, type CliIO, paintFor, parseSince, table } from "./output.js";
 
 /** Exit codes scripts can rely on. */
 export const ExitCode = {
@@ -23,6 +25,8 @@ export const ExitCode = {
   USAGE: 2,
   /** Redis could not be reached (or did not answer in time). */
   REDIS_UNAVAILABLE: 3,
+  /** What was asked for does not exist (no config stored, no such version). */
+  NOT_FOUND: 4,
 } as const;
 
 interface GlobalOptions {
@@ -226,6 +230,196 @@ export function buildProgram(io: CliIO): Command {
       }),
     );
 
+  program
+    .command("logs [services...]")
+    .description(
+      "show (or follow with -f) the distributed logs of some or all services, merged in time order",
+    )
+    .option("-f, --follow", "keep printing new entries until interrupted", false)
+    .option("--level <level>", "lowest level shown: trace, debug, info, warn, error, fatal", "trace")
+    .option("--since <when>", "start this far back (30s, 15m, 2h, 1d) or at an ISO time", "15m")
+    .option("--grep <text>", "only entries whose message or fields contain this (one service)")
+    .option("-n, --limit <n>", "most entries shown without --follow", "200")
+    .action(
+      (
+        services: string[],
+        o: { follow: boolean; level: string; since: string; grep?: string; limit: string },
+      ) =>
+        withSession(io, globals(), async (s) => {
+          if (!isLogLevel(o.level)) throw usage(`unknown level "${o.level}"`);
+          const since = parseSince(o.since);
+          if (since === undefined)
+            throw usage(`--since must be a duration (15m) or an ISO time, not "${o.since}"`);
+          const limit = Number(o.limit);
+          if (!Number.isInteger(limit) || limit < 1) throw usage("--limit must be a positive integer");
+          const line = (e: LogEntry) => {
+            if (s.opts.json) return JSON.stringify(e);
+            const lv = e.level.toUpperCase().padEnd(5);
+            const lvl =
+              e.level === "error" || e.level === "fatal"
+                ? paint.red(lv)
+                : e.level === "warn"
+                  ? paint.yellow(lv)
+                  : e.level === "info"
+                    ? paint.green(lv)
+                    : paint.dim(lv);
+            const who = `${e.service}${e.instance ? `/${e.instance.slice(0, 8)}` : ""}`;
+            const fields = e.fields ? ` ${paint.dim(JSON.stringify(e.fields))}` : "";
+            return `${paint.dim(new Date(e.ts).toISOString().slice(11, 23))} ${lvl} ${paint.bold(who)} ${e.msg}${fields}`;
+          };
+          if (o.grep !== undefined) {
+            if (services.length !== 1) throw usage("--grep searches one service: name exactly one");
+            const found = await queryLogs(s.redis, s.keys, {
+              service: services[0] as string,
+              level: o.level,
+              from: since,
+              text: o.grep,
+              limit,
+            });
+            io.stdout.write(found.map((e) => `${line(e)}\n`).join(""));
+            return;
+          }
+          const tailOpts = {
+            level: o.level,
+            since,
+            follow: o.follow,
+            ...(services.length > 0 ? { services } : {}),
+            ...(io.signal ? { signal: io.signal } : {}),
+          };
+          if (o.follow) {
+            for await (const e of tailLogs(s.redis, s.keys, tailOpts)) io.stdout.write(`${line(e)}\n`);
+            return;
+          }
+          const last: LogEntry[] = [];
+          for await (const e of tailLogs(s.redis, s.keys, tailOpts)) {
+            last.push(e);
+            if (last.length > limit) last.shift();
+          }
+          if (last.length === 0 && !s.opts.json) io.stdout.write(`${paint.dim("no log entries")}\n`);
+          else io.stdout.write(last.map((e) => `${line(e)}\n`).join(""));
+        }),
+    );
+
+  const config = program
+    .command("config")
+    .description("read and change the shared, versioned config of a service");
+  const configClient = (s: Session, service: string) =>
+    createConfigClient({ redis: s.redis, keys: s.keys, service });
+  config
+    .command("get <service>")
+    .description("print the active config (or one version with --version)")
+    .option("--version <v>", "a stored version instead of the active one")
+    .action((service: string, o: { version?: string }) =>
+      withSession(io, globals(), async (s) => {
+        const history = await configClient(s, service).history();
+        const entry =
+          o.version === undefined
+            ? history.find((h) => h.active)
+            : history.find((h) => h.version === o.version);
+        if (!entry) {
+          throw new RedmeshError(
+            ErrorCode.CONFIG_NOT_FOUND,
+            o.version === undefined
+              ? `no config stored for service "${service}"`
+              : `service "${service}" has no config version "${o.version}"`,
+          );
+        }
+        s.print(
+          () =>
+            `${paint.dim(`# ${service} version ${entry.version}${entry.active ? " (active)" : ""}`)}\n${JSON.stringify(entry.value, null, 2)}`,
+          () => ({ service, version: entry.version, active: entry.active, value: entry.value }),
+        );
+      }),
+    );
+  config
+    .command("set <service> [json]")
+    .description(
+      "store a new config version and make it active (inline JSON or --file); every instance is notified",
+    )
+    .option("--file <path>", "read the config from a JSON file")
+    .option("--version <v>", "version label (default: the highest one bumped)")
+    .action((service: string, json: string | undefined, o: { file?: string; version?: string }) =>
+      withSession(io, globals(), async (s) => {
+        if ((json === undefined) === (o.file === undefined))
+          throw usage("give the config either inline or with --file, not both or neither");
+        let text = json ?? "";
+        if (o.file !== undefined) {
+          if (!io.readFile) throw usage("--file is not available here");
+          text = await io.readFile(o.file);
+        }
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch (err) {
+          throw usage(`the config is not valid JSON: ${(err as Error).message}`);
+        }
+        const r = await configClient(s, service).set(
+          value,
+          o.version === undefined ? {} : { version: o.version },
+        );
+        s.print(
+          () =>
+            `${paint.green("✓")} ${service} config version ${paint.bold(r.version)} is active${r.previousVersion ? paint.dim(` (was ${r.previousVersion})`) : ""}`,
+          () => ({ service, ...r }),
+        );
+      }),
+    );
+  config
+    .command("list <service>")
+    .description("list the stored versions (natural order, the active one marked)")
+    .action((service: string) =>
+      withSession(io, globals(), async (s) => {
+        const history = await configClient(s, service).history();
+        s.print(
+          () =>
+            history.length === 0
+              ? paint.dim(`no config stored for "${service}"`)
+              : history.map((h) => `${h.active ? paint.green("*") : " "} ${h.version}`).join("\n"),
+          () => history.map((h) => ({ version: h.version, active: h.active })),
+        );
+      }),
+    );
+  config
+    .command("history <service>")
+    .description("every stored version with its content")
+    .action((service: string) =>
+      withSession(io, globals(), async (s) => {
+        const history = await configClient(s, service).history();
+        s.print(
+          () =>
+            history.length === 0
+              ? paint.dim(`no config stored for "${service}"`)
+              : table(
+                  [
+                    ["VERSION", "ACTIVE", "CONFIG"],
+                    ...history.map((h) => {
+                      const j = JSON.stringify(h.value);
+                      return [
+                        h.version,
+                        h.active ? paint.green("yes") : "",
+                        j.length > 80 ? `${j.slice(0, 77)}...` : j,
+                      ];
+                    }),
+                  ],
+                  paint,
+                ),
+          () => history,
+        );
+      }),
+    );
+  config
+    .command("rollback <service> <version>")
+    .description("make an earlier version active again; every instance is notified")
+    .action((service: string, version: string) =>
+      withSession(io, globals(), async (s) => {
+        await configClient(s, service).rollback(version);
+        s.print(
+          () => `${paint.green("✓")} ${service} config version ${paint.bold(version)} is active again`,
+          () => ({ service, version }),
+        );
+      }),
+    );
+
   return program;
 }
 
@@ -256,8 +450,10 @@ function exitCodeOf(err: unknown): number {
     (err.code === ErrorCode.INVALID_OPTIONS ||
       err.code === ErrorCode.INVALID_NAME ||
       err.code === ErrorCode.INVALID_REDIS_URL ||
-      err.code === ErrorCode.VALIDATION)
+      err.code === ErrorCode.VALIDATION ||
+      err.code === ErrorCode.SERIALIZATION)
   )
     return ExitCode.USAGE;
+  if (isRedmeshError(err, ErrorCode.CONFIG_NOT_FOUND)) return ExitCode.NOT_FOUND;
   return ExitCode.FAILED;
 }

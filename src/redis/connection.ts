@@ -118,7 +118,8 @@ type NodeRedisClient = RedisClientType;
  * redmesh sends everything through `sendCommand`, so the base class is all it needs; MULTI gets the
  * plain transaction class (addCommand + exec).
  */
-class LeanRedisClient extends RedisClient<{}, {}, {}, 3, {}> {}
+type NoExtensions = Record<string, never>;
+class LeanRedisClient extends RedisClient<NoExtensions, NoExtensions, NoExtensions, 3, NoExtensions> {}
 // The transaction class `multi()` instantiates; the generated one would attach every command again.
 Object.defineProperty(LeanRedisClient.prototype, "Multi", {
   value: (clientMultiModule as unknown as { default: unknown }).default,
@@ -139,6 +140,17 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   #closing: Promise<void> | undefined;
   readonly #listeners = new Map<string, Set<MessageListener>>();
   readonly #deadlines = new DeadlineTracker();
+  /** When the command socket last delivered a reply (epoch ms). */
+  #lastReplyAt = 0;
+  #probeTimer: NodeJS.Timeout | undefined;
+  /** Connections torn down by the stall watchdog (command + subscriber). */
+  #recycled = 0;
+  /** A command that started at `sentAt` ran out of time: if nothing came back since, the socket is dead. */
+  readonly #onStall = (sentAt: number) => {
+    const stall = this.#options.stallTimeoutMs;
+    if (stall <= 0 || this.#status !== ConnectionStatus.READY) return;
+    if (this.#lastReplyAt < sentAt && Date.now() - sentAt >= stall) this.#recycleCommandClient(stall);
+  };
 
   constructor(options: RedisConnectionOptions = {}) {
     super();
@@ -206,17 +218,28 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     ) as unknown as NodeRedisClient;
     // node-redis emits 'error' for every socket problem; an unhandled 'error' event would crash the
     // process, so it is always handled here and translated.
+    // A client replaced by the stall watchdog may still report its own end: it no longer speaks for us.
+    const current = () => (role === "cmd" ? this.#client : this.#subscriber) === client;
     client.on("error", (err: unknown) => {
+      if (!current()) return;
       const e = translateError(err);
       if (this.#status !== ConnectionStatus.CLOSED && this.listenerCount("error") > 0) this.emit("error", e);
       if (role === "cmd" && this.#status === ConnectionStatus.READY)
         this.#setStatus(ConnectionStatus.RECONNECTING, e);
     });
     if (role === "cmd") {
-      client.on("ready", () => this.#setStatus(ConnectionStatus.READY));
-      client.on("reconnecting", () => this.#setStatus(ConnectionStatus.RECONNECTING));
+      client.on("ready", () => {
+        if (current()) {
+          this.#lastReplyAt = Date.now();
+          this.#setStatus(ConnectionStatus.READY);
+        }
+      });
+      client.on("reconnecting", () => {
+        if (current()) this.#setStatus(ConnectionStatus.RECONNECTING);
+      });
       client.on("end", () => {
-        if (this.#status !== ConnectionStatus.CLOSED) this.#setStatus(ConnectionStatus.RECONNECTING);
+        if (current() && this.#status !== ConnectionStatus.CLOSED)
+          this.#setStatus(ConnectionStatus.RECONNECTING);
       });
     }
     return client;
@@ -315,10 +338,89 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const timeout = this.#timeout(options);
     try {
       const run = client.sendCommand(toArgs(args)) as Promise<T>;
-      return await (timeout > 0 ? this.#deadlines.track(run, timeout, String(args[0])) : run);
+      const value = await (timeout > 0
+        ? this.#deadlines.track(run, timeout, String(args[0]), this.#onStall)
+        : run);
+      this.#lastReplyAt = Date.now();
+      return value;
     } catch (err) {
-      throw translateError(err, String(args[0]));
+      const e = translateError(err, String(args[0]));
+      if (e instanceof RedisReplyError) this.#lastReplyAt = Date.now(); // an error reply is a reply
+      throw e;
     }
+  }
+
+  /** How many times the stall watchdog replaced a dead-but-open socket. */
+  get recycledConnections(): number {
+    return this.#recycled;
+  }
+
+  /**
+   * Replace a command socket that stopped answering (see `stallTimeoutMs`). Its pending commands fail
+   * with a typed error; the status goes to `reconnecting` (a `down` event) until the new socket is ready.
+   */
+  #recycleCommandClient(stall: number): void {
+    const old = this.#client;
+    if (!old || this.#status === ConnectionStatus.CLOSED) return;
+    this.#recycled++;
+    const err = new ConnectionError(
+      `Redis at ${this.#options.display} stopped answering for ${stall} ms on an open connection; reconnecting`,
+    );
+    const fresh = this.#makeClient("cmd");
+    this.#client = fresh;
+    this.#setStatus(ConnectionStatus.RECONNECTING, err);
+    if (this.listenerCount("error") > 0) this.emit("error", err);
+    old.destroy();
+    fresh.connect().catch(() => {
+      /* reported through 'error'; node-redis keeps retrying */
+    });
+  }
+
+  /** Probe the subscriber socket: pub/sub traffic alone cannot tell a quiet channel from a dead socket. */
+  #startProbe(): void {
+    const stall = this.#options.stallTimeoutMs;
+    if (stall <= 0 || this.#probeTimer) return;
+    this.#probeTimer = setInterval(
+      () => {
+        const sub = this.#subscriber;
+        if (!sub?.isReady || this.#status === ConnectionStatus.CLOSED) return;
+        this.#deadlines.track(sub.sendCommand(["PING"]), stall, "PING (subscriber)").catch((e: unknown) => {
+          if (e instanceof TimeoutError && this.#subscriber === sub) this.#recycleSubscriber(sub, stall);
+        });
+      },
+      Math.max(50, Math.floor(stall / 2)),
+    );
+    this.#probeTimer.unref();
+  }
+
+  #recycleSubscriber(old: NodeRedisClient, stall: number): void {
+    if (this.#status === ConnectionStatus.CLOSED) return;
+    this.#recycled++;
+    this.#subscriber = undefined;
+    this.#subscriberConnecting = undefined;
+    if (this.listenerCount("error") > 0)
+      this.emit(
+        "error",
+        new ConnectionError(`the subscriber connection stopped answering for ${stall} ms; reconnecting`),
+      );
+    old.destroy();
+    const channels = [...this.#listeners.keys()];
+    void (async () => {
+      // Retry until the new socket is up; every channel is subscribed again on it.
+      while (this.#status !== ConnectionStatus.CLOSED) {
+        try {
+          const sub = await this.#subscriberClient();
+          for (const ch of channels)
+            if (this.#listeners.has(ch))
+              await sub.subscribe(ch, (m: string, c: string) => this.#dispatch(c, m));
+          return;
+        } catch {
+          this.#subscriber = undefined;
+          this.#subscriberConnecting = undefined;
+          await new Promise((r) => setTimeout(r, this.#options.maxReconnectDelayMs).unref());
+        }
+      }
+    })();
   }
 
   async pipeline(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]> {
@@ -328,9 +430,10 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const settled = await Promise.allSettled(
       commands.map((c) => {
         const run = client.sendCommand(toArgs(c));
-        return timeout > 0 ? this.#deadlines.track(run, timeout, String(c[0])) : run;
+        return timeout > 0 ? this.#deadlines.track(run, timeout, String(c[0]), this.#onStall) : run;
       }),
     );
+    if (settled.some((r) => r.status === "fulfilled")) this.#lastReplyAt = Date.now();
     return settled.map((s, i) =>
       s.status === "fulfilled" ? s.value : translateError(s.reason, String(commands[i]?.[0])),
     );
@@ -343,7 +446,10 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const timeout = this.#timeout(options);
     try {
       const run = m.exec() as Promise<unknown[]>;
-      return timeout > 0 ? await this.#deadlines.track(run, timeout, "MULTI") : await run;
+      const value =
+        timeout > 0 ? await this.#deadlines.track(run, timeout, "MULTI", this.#onStall) : await run;
+      this.#lastReplyAt = Date.now();
+      return value;
     } catch (err) {
       throw translateError(err, "MULTI");
     }
@@ -376,6 +482,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
       this.#subscriberConnecting = (async () => {
         const sub = this.#makeClient("sub");
         this.#subscriber = sub;
+        this.#startProbe();
         sub.connect().catch(() => {
           /* reported through 'error' */
         });
@@ -482,6 +589,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const clients = [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
     const wasReady = this.isReady;
     this.#setStatus(ConnectionStatus.CLOSED);
+    clearInterval(this.#probeTimer);
     this.#listeners.clear();
     await Promise.all(
       clients.map(async (c) => {
@@ -505,6 +613,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   /** Close both sockets at once, failing pending commands. */
   destroy(): void {
     this.#setStatus(ConnectionStatus.CLOSED);
+    clearInterval(this.#probeTimer);
     this.#listeners.clear();
     for (const c of [this.#client, this.#subscriber]) if (c?.isOpen) c.destroy();
     this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));

@@ -16,6 +16,7 @@ interface Entry {
   what: string;
   ms: number;
   reject: (err: Error) => void;
+  onExpire: ((sentAt: number) => void) | undefined;
 }
 
 /** One set of pending deadlines with one timer. */
@@ -33,11 +34,12 @@ export class DeadlineTracker {
 
   /**
    * Settle like `p`, or reject with a {@link TimeoutError} after `ms` if `p` has not settled.
-   * A late settlement of `p` is swallowed (never an unhandled rejection).
+   * A late settlement of `p` is swallowed (never an unhandled rejection). `onExpire` runs after the
+   * deadline fired, with the time the operation started.
    */
-  track<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  track<T>(p: Promise<T>, ms: number, what: string, onExpire?: (sentAt: number) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const entry: Entry = { at: Date.now() + ms, what, ms, reject };
+      const entry: Entry = { at: Date.now() + ms, what, ms, reject, onExpire };
       this.#entries.add(entry);
       this.#arm(entry.at);
       p.then(
@@ -85,6 +87,7 @@ export class DeadlineTracker {
         e.reject(
           new TimeoutError(`Redis ${e.what} did not answer within ${e.ms} ms`, { data: { command: e.what } }),
         );
+        e.onExpire?.(e.at - e.ms);
       } else if (e.at < next) next = e.at;
     }
     if (next !== Number.POSITIVE_INFINITY) this.#arm(next);

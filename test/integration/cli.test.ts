@@ -3,16 +3,32 @@ import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { ExitCode, runCli } from "../../src/cli/program.js";
 import { createService, type Instance, type Service } from "../../src/index.js";
-import { freePort, randomNamespace, startRedis, type TestRedis } from "../helpers/redis-server.js";
+import { freePort, randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
 
 /** Run the CLI in-process with captured output. */
-async function cli(args: string[], env: Record<string, string> = {}) {
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  extra: { signal?: AbortSignal; files?: Record<string, string>; onOut?: (all: string) => void } = {},
+) {
   let out = "";
   let err = "";
   const code = await runCli(args, {
-    stdout: { write: (s: string) => (out += s), isTTY: false },
+    stdout: {
+      write: (s: string) => {
+        out += s;
+        extra.onOut?.(out);
+      },
+      isTTY: false,
+    },
     stderr: { write: (s: string) => (err += s), isTTY: false },
     env,
+    ...(extra.signal ? { signal: extra.signal } : {}),
+    readFile: async (p) => {
+      const f = extra.files?.[p];
+      if (f === undefined) throw new Error(`ENOENT: ${p}`);
+      return f;
+    },
   });
   return { code, out, err };
 }
@@ -113,6 +129,100 @@ describe("redmesh CLI: registry listings", () => {
     const empty = await cli([...g(), "instances", "nobody"]);
     assert.equal(empty.code, ExitCode.OK);
     assert.match(empty.out, /no live instance of "nobody"/);
+  });
+
+  test("logs: merged, level-filtered, searched, and followed until interrupted", async () => {
+    const [o1, o2, billing] = services as [Service, Service, Service];
+    o1.log.info("order placed", { id: 1 });
+    o2.log.warn("stock low", { sku: "A1" });
+    billing.log.error("card declined", { id: 1 });
+    billing.log.debug("retrying");
+    await Promise.all(services.map((s) => s.log.flush()));
+
+    const all = await cli([...g(), "--json", "logs"]);
+    assert.equal(all.code, ExitCode.OK, all.err);
+    const entries = all.out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { msg: string; service: string });
+    for (const m of ["order placed", "stock low", "card declined"])
+      assert.ok(
+        entries.some((e) => e.msg === m),
+        m,
+      );
+    assert.ok(!entries.some((e) => e.msg === "retrying"), "debug is below the services' level threshold");
+    const warn = await cli([...g(), "--json", "logs", "--level", "warn"]);
+    assert.deepEqual(
+      warn.out
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { msg: string }).msg)
+        .sort(),
+      ["card declined", "stock low"],
+    );
+    const only = await cli([...g(), "logs", "orders"]);
+    assert.match(only.out, /INFO\s+orders\/\w{8} order placed/);
+    assert.doesNotMatch(only.out, /card declined/);
+    const grep = await cli([...g(), "--json", "logs", "billing", "--grep", "DECLINED"]);
+    assert.equal(grep.out.trim().split("\n").length, 1);
+    assert.equal((await cli([...g(), "logs", "--level", "loud"])).code, ExitCode.USAGE);
+    assert.equal((await cli([...g(), "logs", "--since", "yesterday-ish"])).code, ExitCode.USAGE);
+
+    const stop = new AbortController();
+    const following = cli(
+      [...g(), "logs", "-f", "orders", "--since", "0s"],
+      {},
+      {
+        signal: stop.signal,
+        onOut: (text) => text.includes("live entry") && stop.abort(),
+      },
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    o1.log.info("live entry");
+    await o1.log.flush();
+    const f = await following;
+    assert.equal(f.code, ExitCode.OK, f.err);
+    assert.match(f.out, /live entry/);
+  });
+
+  test("config: set inline and from a file, get, list, history, rollback; running instances see it", async () => {
+    const orders = services[0] as Service;
+    const changes: unknown[] = [];
+    orders.config.on("change", (_old, value) => changes.push(value));
+    const none = await cli([...g(), "config", "get", "orders"]);
+    assert.equal(none.code, ExitCode.NOT_FOUND, none.err);
+    const set1 = await cli([...g(), "--json", "config", "set", "orders", '{"maxItems":5}']);
+    assert.equal(set1.code, ExitCode.OK, set1.err);
+    assert.equal((JSON.parse(set1.out) as { version: string }).version, "1");
+    const set2 = await cli(
+      [...g(), "config", "set", "orders", "--file", "cfg.json"],
+      {},
+      {
+        files: { "cfg.json": '{"maxItems":9}' },
+      },
+    );
+    assert.match(set2.out, /version 2 is active \(was 1\)/);
+    await waitFor(() => changes.length === 2, { what: "both changes seen by the running instance" });
+    assert.deepEqual(changes.at(-1), { maxItems: 9 });
+
+    const got = JSON.parse((await cli([...g(), "--json", "config", "get", "orders"])).out) as {
+      version: string;
+      value: unknown;
+    };
+    assert.deepEqual(got, { service: "orders", version: "2", active: true, value: { maxItems: 9 } });
+    assert.deepEqual(JSON.parse((await cli([...g(), "--json", "config", "list", "orders"])).out), [
+      { version: "1", active: false },
+      { version: "2", active: true },
+    ]);
+    assert.match((await cli([...g(), "config", "history", "orders"])).out, /2\s+yes\s+\{"maxItems":9\}/);
+    assert.equal((await cli([...g(), "config", "rollback", "orders", "1"])).code, ExitCode.OK);
+    await waitFor(() => changes.length === 3, { what: "rollback seen" });
+    assert.deepEqual(changes.at(-1), { maxItems: 5 });
+    assert.match((await cli([...g(), "config", "get", "orders", "--version", "2"])).out, /"maxItems": 9/);
+
+    assert.equal((await cli([...g(), "config", "set", "orders", "{nope"])).code, ExitCode.USAGE);
+    assert.equal((await cli([...g(), "config", "set", "orders"])).code, ExitCode.USAGE);
+    assert.equal((await cli([...g(), "config", "rollback", "orders", "77"])).code, ExitCode.NOT_FOUND);
   });
 
   test("the binary itself runs: --help exits 0 and lists the commands", () => {
