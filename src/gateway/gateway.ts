@@ -23,6 +23,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { type Duplex, Transform } from "node:stream";
 import { Pool } from "undici";
+import type { InstancePicker } from "../balancer/index.js";
 import { safeJsonParse } from "../envelope/umf.js";
 import { ErrorCode, RedmeshError, StateError, ValidationError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
@@ -121,6 +122,12 @@ export interface GatewayOptions {
   /** Instance picker. @default round-robin over non-draining instances */
   pick?: GatewayPicker;
   /**
+   * A balancer (`createBalancer()` from "redmesh", or any {@link InstancePicker}) instead of `pick`: it
+   * picks (excluding instances already tried), is told when each attempt starts and ends (outstanding
+   * counts, circuit breakers); when every candidate's circuit is open the answer is 503 `ERR_CIRCUIT_OPEN`.
+   */
+  balancer?: InstancePicker;
+  /**
    * How often the route table is re-read even without registry events.
    * @default 5000
    */
@@ -200,6 +207,8 @@ class BodyTooLarge extends Error {}
 
 interface Attempt {
   outcome: "ok" | "retry" | "fail";
+  /** Set when the instance is to blame (reported to the balancer's `onEnd`). */
+  error?: unknown;
 }
 
 /** The gateway. Create with {@link createGateway}; `start()` listens, `stop()` drains and closes. */
@@ -217,6 +226,7 @@ export class Gateway {
   readonly #logger: Logger;
   readonly #rpc: GatewayRpcInvoker | undefined;
   readonly #pick: GatewayPicker;
+  readonly #balancer: InstancePicker | undefined;
   readonly #cors: CorsPolicy | undefined;
   readonly #limiter: TokenBucketLimiter | undefined;
   readonly #server: Server;
@@ -265,7 +275,13 @@ export class Gateway {
     };
     this.#logger = options.logger ?? silentLogger;
     this.#rpc = options.rpc;
+    if (options.pick && options.balancer) {
+      throw new ValidationError("give either `pick` or `balancer`, not both", {
+        code: ErrorCode.INVALID_OPTIONS,
+      });
+    }
     this.#pick = options.pick ?? createRoundRobinPicker();
+    this.#balancer = options.balancer;
     this.#cors = options.cors ? new CorsPolicy(options.cors) : undefined;
     try {
       this.#limiter = options.rateLimit ? new TokenBucketLimiter(options.rateLimit) : undefined;
@@ -295,7 +311,7 @@ export class Gateway {
       metrics: this.metrics,
       logger: this.#logger,
       instances: (svc) => this.#candidates(svc),
-      pick: (svc, c) => this.#pick(svc, c),
+      pick: (svc, c) => this.#choose(svc, c, new Set()),
       evict: (svc, id) => this.service.registry.events.evict(svc, id),
     });
     this.#server.on("request", (req, res) => this.#handle(req, res));
@@ -513,6 +529,12 @@ export class Gateway {
     return healthy.length > 0 ? healthy : live;
   }
 
+  /** One instance among candidates, through the balancer when there is one, else the picker. */
+  #choose(service: string, candidates: Instance[], tried: ReadonlySet<string>): Instance | undefined {
+    if (this.#balancer) return this.#balancer.pick(candidates, { service, exclude: tried });
+    return this.#pick(service, candidates);
+  }
+
   #pool(origin: string): Pool {
     let p = this.#pools.get(origin);
     if (!p) {
@@ -661,27 +683,53 @@ export class Gateway {
     const tried = new Set<string>();
     for (let attempt = 0; attempt < this.#o.limits.maxAttempts; attempt++) {
       let target: Instance | undefined;
-      for (const svc of match.route.services) {
-        const candidates = (await this.#candidates(svc)).filter((i) => !tried.has(i.id));
-        target = candidates.length > 0 ? this.#pick(svc, candidates) : undefined;
-        if (target) break;
+      try {
+        for (const svc of match.route.services) {
+          const candidates = (await this.#candidates(svc)).filter((i) => !tried.has(i.id));
+          target = candidates.length > 0 ? this.#choose(svc, candidates, tried) : undefined;
+          if (target) break;
+        }
+      } catch (err) {
+        if (err instanceof RedmeshError && err.code === ErrorCode.CIRCUIT_OPEN) {
+          if (ctx.service === NO_SERVICE) ctx.service = match.route.services[0] ?? NO_SERVICE;
+          return sendError(
+            res,
+            GatewayErrorCode.CIRCUIT_OPEN,
+            `service "${ctx.service}" is failing; retry later`,
+          );
+        }
+        throw err;
       }
       if (!target) break;
       tried.add(target.id);
       ctx.service = target.service;
       const node = target.node;
-      const result =
-        node?.ip && node.port > 0
-          ? await this.#forwardHttp(
-              req,
-              res,
-              ctx,
-              target,
-              `http://${hostPort(node.ip, node.port)}`,
-              fwd,
-              retryable,
-            )
-          : await this.#forwardRpc(req, res, ctx, target, norm, match.params, fwd.headers);
+      const t0 = performance.now();
+      this.#balancer?.onStart?.(target.service, target.id);
+      let result: Attempt = { outcome: "fail" };
+      try {
+        result =
+          node?.ip && node.port > 0
+            ? await this.#forwardHttp(
+                req,
+                res,
+                ctx,
+                target,
+                `http://${hostPort(node.ip, node.port)}`,
+                fwd,
+                retryable,
+              )
+            : await this.#forwardRpc(req, res, ctx, target, norm, match.params, fwd.headers);
+      } finally {
+        // 5xx answers count against the instance too (they drive the balancer's circuit breaker).
+        const ok = result.error === undefined && !(result.outcome === "ok" && res.statusCode >= 500);
+        const outcome: { ok: boolean; latencyMs: number; error?: unknown } = {
+          ok,
+          latencyMs: performance.now() - t0,
+        };
+        if (result.error !== undefined) outcome.error = result.error;
+        this.#balancer?.onEnd?.(target.service, target.id, outcome);
+      }
       if (result.outcome !== "retry") return;
     }
     if (ctx.service === NO_SERVICE) ctx.service = match.route.services[0] ?? NO_SERVICE;
@@ -752,12 +800,12 @@ export class Gateway {
           this.metrics.upstreamErrors.inc({ service: target.service, kind });
         }
         res.destroy();
-        return { outcome: "fail" };
+        return CLIENT_GONE_ERRORS.has(code) ? { outcome: "fail" } : { outcome: "fail", error: err };
       }
       if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
         this.metrics.upstreamErrors.inc({ service: target.service, kind: "timeout" });
         sendError(res, GatewayErrorCode.TIMEOUT, `service "${target.service}" did not answer in time`);
-        return { outcome: "fail" };
+        return { outcome: "fail", error: err };
       }
       // The client left (IncomingMessage.destroyed is no signal: it is set once a body was read).
       if (res.destroyed) return { outcome: "fail" };
@@ -771,9 +819,9 @@ export class Gateway {
         this.service.registry.events.evict(target.service, target.id);
       }
       this.#logger.debug({ code, service: target.service, instance: target.id }, "upstream attempt failed");
-      if ((connectFailed || closedEarly) && retryable) return { outcome: "retry" };
+      if ((connectFailed || closedEarly) && retryable) return { outcome: "retry", error: err };
       sendError(res, GatewayErrorCode.UPSTREAM, `service "${target.service}" failed to answer`);
-      return { outcome: "fail" };
+      return { outcome: "fail", error: err };
     }
   }
 
@@ -859,7 +907,7 @@ export class Gateway {
         this.metrics.upstreamErrors.inc({ service: target.service, kind: "rpc" });
         sendError(res, GatewayErrorCode.UPSTREAM, `service "${target.service}" failed to answer`);
       }
-      return { outcome: "fail" };
+      return { outcome: "fail", error: err };
     } finally {
       clearTimeout(timer);
       res.off("close", onClientGone);

@@ -405,4 +405,62 @@ describe("gateway: instances dying", () => {
       await live.stop();
     }
   });
+
+  test("balancer seam: outstanding counted per attempt, circuit opens on a dead instance (503 ERR_CIRCUIT_OPEN)", async () => {
+    const { createBalancer, createService } = await import("../../src/index.js");
+    const { freePort } = await import("../helpers/redis-server.js");
+    const ns = randomNamespace("gwbal");
+    const fine = await startGatewayUpstream({
+      redis: redis.url,
+      namespace: ns,
+      name: "fine",
+      routes: ["[get]/fine"],
+    });
+    const ghost = createService({
+      name: "broken",
+      redis: redis.url,
+      namespace: ns,
+      ip: "127.0.0.1",
+      port: await freePort(),
+    });
+    await ghost.registerRoutes(["[get]/broken"]);
+    await ghost.start();
+    const balancer = createBalancer({
+      strategy: "round-robin",
+      breaker: { consecutiveFailures: 2, cooldownMs: 60_000 },
+    });
+    const gw = createGateway({ redis: redis.url, namespace: ns, port: 0, balancer });
+    const client = createTestClient();
+    try {
+      await gw.start();
+      await routesReady(gw, ["[get]/fine", "[get]/broken"]);
+      for (let i = 0; i < 3; i++) assert.equal((await client.req(`${gw.url}/fine`)).status, 200);
+      assert.equal(balancer.stats().instances[fine.iid]?.outstanding, 0);
+      // A refused connection evicts the instance from the discovery cache until the next reconciliation
+      // (its presence is still alive); wait for it to be offered again each time.
+      const offered = () =>
+        waitFor(async () => (await gw.service.registry.instances("broken")).length === 1, {
+          what: "ghost back",
+        });
+      for (let i = 0; i < 2; i++) {
+        await offered();
+        const r = await client.req(`${gw.url}/broken`);
+        assert.equal(r.status, 503);
+        assert.equal(r.json<ErrBody>().error.code, "ERR_NO_INSTANCE");
+      }
+      await offered();
+      const open = await client.req(`${gw.url}/broken`);
+      assert.equal(open.status, 503);
+      assert.equal(open.json<ErrBody>().error.code, "ERR_CIRCUIT_OPEN");
+      assert.equal(balancer.breakerState(ghost.instanceId), "open");
+      assert.throws(() => createGateway({ pick: () => undefined, balancer }), {
+        code: "ERR_INVALID_OPTIONS",
+      });
+    } finally {
+      await client.close();
+      await gw.stop();
+      await ghost.stop();
+      await fine.stop();
+    }
+  });
 });
