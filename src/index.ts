@@ -10,6 +10,8 @@
  * ```
  * @module
  */
+export * from "./balancer/index.js";
+export * from "./config/index.js";
 export * from "./context.js";
 export * from "./envelope/index.js";
 export * from "./errors.js";
@@ -24,6 +26,7 @@ export {
   type KeysOptions,
   RESERVED_SERVICE_NAMES,
 } from "./keys.js";
+export * from "./log/index.js";
 export { type LogFn, type Logger, silentLogger } from "./logger.js";
 export * from "./queue/index.js";
 export * from "./redis/index.js";

@@ -14,16 +14,18 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname as osHostname } from "node:os";
 import { z } from "zod";
+import { type ConfigClient, type ConfigOptions, createConfigClient } from "./config/index.js";
 import { ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
 import { appendHealthLog, type HealthCheck, HealthMonitor, type HealthSnapshot } from "./health/index.js";
 import { assertInstanceId, assertServiceName, createKeys, type Keys } from "./keys.js";
+import { createServiceLog, type LogOptions, type ServiceLog } from "./log/index.js";
 import { type Logger, silentLogger } from "./logger.js";
 import { createQueue, type Queue, type QueueOptions } from "./queue/index.js";
 import { RedisConnection, type RedisOptions } from "./redis/index.js";
 import { Discovery, InstanceStatus, type NodeEntry, Registration } from "./registry/index.js";
 
 /** Options of {@link createService}. Durations are in milliseconds. */
-export interface ServiceOptions {
+export interface ServiceOptions<C = unknown> {
   /** Service name: 1-63 of `a-z 0-9 . _ -`, starting with a letter or digit. */
   name: string;
   /** Redis to use (URL or options). @default "redis://127.0.0.1:6379" */
@@ -60,6 +62,10 @@ export interface ServiceOptions {
   connectTimeoutMs?: number;
   /** pino-compatible logger for redmesh's own diagnostics. @default silent */
   logger?: Logger;
+  /** Distributed log settings (`svc.log`): level, stream cap, local echo, buffer bound. */
+  log?: LogOptions;
+  /** Shared config (`svc.config`): an optional schema (anything with zod's `safeParse`) and defaults. */
+  config?: ConfigOptions<C>;
 }
 
 /** Default service settings. */
@@ -100,6 +106,8 @@ const optionsSchema = z
     stopGraceMs: ms(0),
     connectTimeoutMs: ms(1),
     logger: z.any().optional(),
+    log: z.any().optional(),
+    config: z.any().optional(),
   })
   .strict();
 
@@ -153,10 +161,12 @@ export interface ServiceStats {
   pruned: number;
   healthWrites: number;
   inFlight: number;
+  /** Distributed log entries lost (buffer overflow while Redis was slow or down, failed writes). */
+  logDropped: number;
 }
 
 /** One running instance of a service. Create with {@link createService}. */
-export class Service extends EventEmitter<ServiceEvents> {
+export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   /** Service name. */
   readonly name: string;
   /** This instance's id (32 hex). */
@@ -169,8 +179,14 @@ export class Service extends EventEmitter<ServiceEvents> {
   readonly registry: RegistryView;
   /** The logger given in the options (silent by default). */
   readonly logger: Logger;
+  /** The distributed log of this instance: `svc.log.info(msg, fields)` → the service's log stream. */
+  readonly log: ServiceLog;
+  /** This service's shared, versioned config: `await svc.config.get()`, `svc.config.on("change", fn)`. */
+  readonly config: ConfigClient<C>;
 
-  readonly #o: Required<Omit<ServiceOptions, "redis" | "logger" | "instanceId" | "hydraInterop">> & {
+  readonly #o: Required<
+    Omit<ServiceOptions, "redis" | "logger" | "instanceId" | "hydraInterop" | "log" | "config">
+  > & {
     hydraInterop: boolean;
   };
   readonly #discovery: Discovery;
@@ -199,7 +215,7 @@ export class Service extends EventEmitter<ServiceEvents> {
     if (this.listenerCount("error") > 0) this.emit("error", error);
   };
 
-  constructor(options: ServiceOptions) {
+  constructor(options: ServiceOptions<C>) {
     super();
     const parsed = optionsSchema.safeParse(options);
     if (!parsed.success) {
@@ -277,7 +293,23 @@ export class Service extends EventEmitter<ServiceEvents> {
         heartbeatErrors: this.#registration.stats.heartbeatErrors,
         reregistrations: this.#registration.stats.reregistrations,
         badRegistryEvents: this.#discovery.stats.badEvents,
+        logDropped: this.log.stats.dropped,
       }),
+    });
+    this.log = createServiceLog({
+      ...options.log,
+      redis: this.redis,
+      keys: this.keys,
+      service: this.name,
+      instanceId,
+      logger: this.logger,
+    });
+    this.config = createConfigClient<C>({
+      ...options.config,
+      redis: this.redis,
+      keys: this.keys,
+      service: this.name,
+      logger: this.logger,
     });
     const d2 = this.#discovery;
     this.registry = {
@@ -359,6 +391,8 @@ export class Service extends EventEmitter<ServiceEvents> {
     try {
       await this.redis.connect({ timeoutMs: this.#o.connectTimeoutMs });
       await this.#discovery.start();
+      // The config is loaded before the instance is discoverable, so its first work sees it.
+      await this.config.start();
       await this.#registration.register();
       this.#registration.startHeartbeat();
       this.#health.start();
@@ -367,6 +401,8 @@ export class Service extends EventEmitter<ServiceEvents> {
       this.#registration.stopHeartbeat();
       this.#health.stop();
       await this.#discovery.stop();
+      await this.config.stop();
+      await this.log.close({ timeoutMs: 0 });
       this.#detach();
       await this.redis.close();
       throw err;
@@ -419,6 +455,9 @@ export class Service extends EventEmitter<ServiceEvents> {
     this.#registration.stopHeartbeat();
     this.#health.stop();
     await step("stop discovery", () => this.#discovery.stop());
+    // After in-flight work drained (its last entries are buffered), before the connection closes.
+    await step("stop config", () => this.config.stop());
+    await step("flush logs", () => this.log.close({ timeoutMs: 1000 }));
     this.#detach();
     await step("close redis", () => this.redis.close());
     this.#state = ServiceState.STOPPED;
@@ -535,6 +574,7 @@ export class Service extends EventEmitter<ServiceEvents> {
       pruned: d.pruned,
       healthWrites: this.#health.stats.writes,
       inFlight: this.#inFlight,
+      logDropped: this.log.stats.dropped,
     };
   }
 
@@ -549,6 +589,6 @@ export class Service extends EventEmitter<ServiceEvents> {
 }
 
 /** Create a service instance (no I/O until `start()`). */
-export function createService(options: ServiceOptions): Service {
-  return new Service(options);
+export function createService<C = unknown>(options: ServiceOptions<C>): Service<C> {
+  return new Service<C>(options);
 }

@@ -14,7 +14,9 @@
  */
 
 import { EventEmitter } from "node:events";
-import { createClient, type RedisClientType } from "@redis/client";
+import { RedisClient, type RedisClientType } from "@redis/client";
+// node-redis 6 has no exports map; this deep import is pinned with the exact dependency version.
+import clientMultiModule from "@redis/client/dist/lib/client/multi-command.js";
 import {
   ConnectionError,
   ErrorCode,
@@ -23,6 +25,7 @@ import {
   StateError,
   TimeoutError,
 } from "../errors.js";
+import { DeadlineTracker } from "./deadlines.js";
 import type { LuaScript } from "./lua-script.js";
 import {
   type RedisOptions,
@@ -109,6 +112,20 @@ export interface RedisConnectionOptions {
 type NodeRedisClient = RedisClientType;
 
 /**
+ * node-redis' base client class without its ~500 generated command methods. `createClient()` builds a
+ * class with every command attached, and rebuilds it whenever the options differ (every connection of
+ * a service has its own client name): each build leaves ≈ 20 MiB of heap behind in an idle process.
+ * redmesh sends everything through `sendCommand`, so the base class is all it needs; MULTI gets the
+ * plain transaction class (addCommand + exec).
+ */
+type NoExtensions = Record<string, never>;
+class LeanRedisClient extends RedisClient<NoExtensions, NoExtensions, NoExtensions, 3, NoExtensions> {}
+// The transaction class `multi()` instantiates; the generated one would attach every command again.
+Object.defineProperty(LeanRedisClient.prototype, "Multi", {
+  value: (clientMultiModule as unknown as { default: unknown }).default,
+});
+
+/**
  * A standalone Redis connection: one command socket plus, on first subscribe, one subscriber socket.
  * Constructors do no I/O; `connect()` connects; `close()` is idempotent.
  */
@@ -122,6 +139,18 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   #everReady = false;
   #closing: Promise<void> | undefined;
   readonly #listeners = new Map<string, Set<MessageListener>>();
+  readonly #deadlines = new DeadlineTracker();
+  /** When the command socket last delivered a reply (epoch ms). */
+  #lastReplyAt = 0;
+  #probeTimer: NodeJS.Timeout | undefined;
+  /** Connections torn down by the stall watchdog (command + subscriber). */
+  #recycled = 0;
+  /** A command that started at `sentAt` ran out of time: if nothing came back since, the socket is dead. */
+  readonly #onStall = (sentAt: number) => {
+    const stall = this.#options.stallTimeoutMs;
+    if (stall <= 0 || this.#status !== ConnectionStatus.READY) return;
+    if (this.#lastReplyAt < sentAt && Date.now() - sentAt >= stall) this.#recycleCommandClient(stall);
+  };
 
   constructor(options: RedisConnectionOptions = {}) {
     super();
@@ -184,20 +213,33 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     if (o.db !== 0) clientOpts.database = o.db;
     const name = this.#clientName ? `${this.#clientName}${role === "sub" ? ":sub" : ""}` : undefined;
     if (name) clientOpts.name = name;
-    const client = createClient(clientOpts) as unknown as NodeRedisClient;
+    const client = new LeanRedisClient(
+      clientOpts as ConstructorParameters<typeof LeanRedisClient>[0],
+    ) as unknown as NodeRedisClient;
     // node-redis emits 'error' for every socket problem; an unhandled 'error' event would crash the
     // process, so it is always handled here and translated.
+    // A client replaced by the stall watchdog may still report its own end: it no longer speaks for us.
+    const current = () => (role === "cmd" ? this.#client : this.#subscriber) === client;
     client.on("error", (err: unknown) => {
+      if (!current()) return;
       const e = translateError(err);
       if (this.#status !== ConnectionStatus.CLOSED && this.listenerCount("error") > 0) this.emit("error", e);
       if (role === "cmd" && this.#status === ConnectionStatus.READY)
         this.#setStatus(ConnectionStatus.RECONNECTING, e);
     });
     if (role === "cmd") {
-      client.on("ready", () => this.#setStatus(ConnectionStatus.READY));
-      client.on("reconnecting", () => this.#setStatus(ConnectionStatus.RECONNECTING));
+      client.on("ready", () => {
+        if (current()) {
+          this.#lastReplyAt = Date.now();
+          this.#setStatus(ConnectionStatus.READY);
+        }
+      });
+      client.on("reconnecting", () => {
+        if (current()) this.#setStatus(ConnectionStatus.RECONNECTING);
+      });
       client.on("end", () => {
-        if (this.#status !== ConnectionStatus.CLOSED) this.#setStatus(ConnectionStatus.RECONNECTING);
+        if (current() && this.#status !== ConnectionStatus.CLOSED)
+          this.#setStatus(ConnectionStatus.RECONNECTING);
       });
     }
     return client;
@@ -206,15 +248,22 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   /**
    * Connect the command socket. Resolves once Redis answered the handshake; rejects with a typed
    * error (`ERR_REDIS_UNAVAILABLE`, `ERR_TIMEOUT`) after `connectTimeoutMs` without closing the
-   * connection object (call `close()`).
+   * connection object (call `close()`). With `failFast`, the first connection error rejects at once
+   * (for one-shot tools such as the CLI) instead of retrying until the deadline.
    */
-  async connect(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+  async connect(
+    options: { timeoutMs?: number; signal?: AbortSignal; failFast?: boolean } = {},
+  ): Promise<void> {
     if (this.#status === ConnectionStatus.CLOSED) {
       throw new StateError(ErrorCode.NOT_RUNNING, "this Redis connection is closed");
     }
     if (this.#client) {
       if (this.isReady) return;
-      await this.#waitReady(options.timeoutMs ?? this.#options.connectTimeoutMs, options.signal);
+      await this.#waitReady(
+        options.timeoutMs ?? this.#options.connectTimeoutMs,
+        options.signal,
+        options.failFast,
+      );
       return;
     }
     this.#setStatus(ConnectionStatus.CONNECTING);
@@ -224,16 +273,26 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     client.connect().catch(() => {
       /* reported through 'error'; the wait below gives the caller a typed error */
     });
-    await this.#waitReady(options.timeoutMs ?? this.#options.connectTimeoutMs, options.signal);
+    await this.#waitReady(
+      options.timeoutMs ?? this.#options.connectTimeoutMs,
+      options.signal,
+      options.failFast,
+    );
   }
 
-  #waitReady(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  #waitReady(timeoutMs: number, signal?: AbortSignal, failFast = false): Promise<void> {
     if (this.isReady) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       let lastError: RedmeshError | undefined;
       const onReady = () => done();
       const onError = (e: RedmeshError) => {
         lastError = e;
+        if (failFast)
+          done(
+            new ConnectionError(`could not connect to Redis at ${this.#options.display}: ${e.message}`, {
+              cause: e,
+            }),
+          );
       };
       const onAbort = () => done(new ConnectionError("connect aborted", { cause: signal?.reason }));
       const timer = setTimeout(
@@ -278,18 +337,103 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const client = this.#requireClient();
     const timeout = this.#timeout(options);
     try {
-      return (await client.sendCommand(toArgs(args), timeout > 0 ? { timeout } : undefined)) as T;
+      const run = client.sendCommand(toArgs(args)) as Promise<T>;
+      const value = await (timeout > 0
+        ? this.#deadlines.track(run, timeout, String(args[0]), this.#onStall)
+        : run);
+      this.#lastReplyAt = Date.now();
+      return value;
     } catch (err) {
-      throw translateError(err, String(args[0]));
+      const e = translateError(err, String(args[0]));
+      if (e instanceof RedisReplyError) this.#lastReplyAt = Date.now(); // an error reply is a reply
+      throw e;
     }
+  }
+
+  /** How many times the stall watchdog replaced a dead-but-open socket. */
+  get recycledConnections(): number {
+    return this.#recycled;
+  }
+
+  /**
+   * Replace a command socket that stopped answering (see `stallTimeoutMs`). Its pending commands fail
+   * with a typed error; the status goes to `reconnecting` (a `down` event) until the new socket is ready.
+   */
+  #recycleCommandClient(stall: number): void {
+    const old = this.#client;
+    if (!old || this.#status === ConnectionStatus.CLOSED) return;
+    this.#recycled++;
+    const err = new ConnectionError(
+      `Redis at ${this.#options.display} stopped answering for ${stall} ms on an open connection; reconnecting`,
+    );
+    const fresh = this.#makeClient("cmd");
+    this.#client = fresh;
+    this.#setStatus(ConnectionStatus.RECONNECTING, err);
+    if (this.listenerCount("error") > 0) this.emit("error", err);
+    old.destroy();
+    fresh.connect().catch(() => {
+      /* reported through 'error'; node-redis keeps retrying */
+    });
+  }
+
+  /** Probe the subscriber socket: pub/sub traffic alone cannot tell a quiet channel from a dead socket. */
+  #startProbe(): void {
+    const stall = this.#options.stallTimeoutMs;
+    if (stall <= 0 || this.#probeTimer) return;
+    this.#probeTimer = setInterval(
+      () => {
+        const sub = this.#subscriber;
+        if (!sub?.isReady || this.#status === ConnectionStatus.CLOSED) return;
+        this.#deadlines.track(sub.sendCommand(["PING"]), stall, "PING (subscriber)").catch((e: unknown) => {
+          if (e instanceof TimeoutError && this.#subscriber === sub) this.#recycleSubscriber(sub, stall);
+        });
+      },
+      Math.max(50, Math.floor(stall / 2)),
+    );
+    this.#probeTimer.unref();
+  }
+
+  #recycleSubscriber(old: NodeRedisClient, stall: number): void {
+    if (this.#status === ConnectionStatus.CLOSED) return;
+    this.#recycled++;
+    this.#subscriber = undefined;
+    this.#subscriberConnecting = undefined;
+    if (this.listenerCount("error") > 0)
+      this.emit(
+        "error",
+        new ConnectionError(`the subscriber connection stopped answering for ${stall} ms; reconnecting`),
+      );
+    old.destroy();
+    const channels = [...this.#listeners.keys()];
+    void (async () => {
+      // Retry until the new socket is up; every channel is subscribed again on it.
+      while (this.#status !== ConnectionStatus.CLOSED) {
+        try {
+          const sub = await this.#subscriberClient();
+          for (const ch of channels)
+            if (this.#listeners.has(ch))
+              await sub.subscribe(ch, (m: string, c: string) => this.#dispatch(c, m));
+          return;
+        } catch {
+          this.#subscriber = undefined;
+          this.#subscriberConnecting = undefined;
+          await new Promise((r) => setTimeout(r, this.#options.maxReconnectDelayMs).unref());
+        }
+      }
+    })();
   }
 
   async pipeline(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]> {
     const client = this.#requireClient();
     const timeout = this.#timeout(options);
-    const opts = timeout > 0 ? { timeout } : undefined;
     // node-redis writes every command issued in one tick in one batch: this is one round trip.
-    const settled = await Promise.allSettled(commands.map((c) => client.sendCommand(toArgs(c), opts)));
+    const settled = await Promise.allSettled(
+      commands.map((c) => {
+        const run = client.sendCommand(toArgs(c));
+        return timeout > 0 ? this.#deadlines.track(run, timeout, String(c[0]), this.#onStall) : run;
+      }),
+    );
+    if (settled.some((r) => r.status === "fulfilled")) this.#lastReplyAt = Date.now();
     return settled.map((s, i) =>
       s.status === "fulfilled" ? s.value : translateError(s.reason, String(commands[i]?.[0])),
     );
@@ -302,7 +446,10 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const timeout = this.#timeout(options);
     try {
       const run = m.exec() as Promise<unknown[]>;
-      return timeout > 0 ? await withDeadline(run, timeout, "MULTI") : await run;
+      const value =
+        timeout > 0 ? await this.#deadlines.track(run, timeout, "MULTI", this.#onStall) : await run;
+      this.#lastReplyAt = Date.now();
+      return value;
     } catch (err) {
       throw translateError(err, "MULTI");
     }
@@ -335,6 +482,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
       this.#subscriberConnecting = (async () => {
         const sub = this.#makeClient("sub");
         this.#subscriber = sub;
+        this.#startProbe();
         sub.connect().catch(() => {
           /* reported through 'error' */
         });
@@ -441,6 +589,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const clients = [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
     const wasReady = this.isReady;
     this.#setStatus(ConnectionStatus.CLOSED);
+    clearInterval(this.#probeTimer);
     this.#listeners.clear();
     await Promise.all(
       clients.map(async (c) => {
@@ -458,13 +607,16 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
         if (c.isOpen) c.destroy();
       }),
     );
+    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was closed"));
   }
 
   /** Close both sockets at once, failing pending commands. */
   destroy(): void {
     this.#setStatus(ConnectionStatus.CLOSED);
+    clearInterval(this.#probeTimer);
     this.#listeners.clear();
     for (const c of [this.#client, this.#subscriber]) if (c?.isOpen) c.destroy();
+    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));
     this.#closing ??= Promise.resolve();
   }
 
@@ -480,16 +632,6 @@ function toArgs(args: readonly RedisArg[]): Array<string | Buffer> {
     out[i] = typeof a === "number" ? String(a) : (a as string | Buffer);
   }
   return out;
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      t = setTimeout(() => reject(new TimeoutError(`Redis ${what} did not answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(t));
 }
 
 /** Translate a driver error into a typed redmesh error. */

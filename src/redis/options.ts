@@ -61,6 +61,14 @@ export interface StandaloneRedisOptions {
    * @default 5000
    */
   commandTimeoutMs?: number;
+  /**
+   * A connection on which a command has waited this long while nothing at all came back is treated as
+   * dead-but-open (a black-holed network path, a half-open socket): it is torn down and re-established.
+   * The subscriber connection is probed with a `PING` every `stallTimeoutMs / 2` to find out. 0 turns
+   * the watchdog off.
+   * @default 5000
+   */
+  stallTimeoutMs?: number;
   /** Connection name shown by `CLIENT LIST` (redmesh sets a useful default). */
   clientName?: string;
 }
@@ -90,6 +98,7 @@ export interface ResolvedStandaloneOptions {
   connectTimeoutMs: number;
   maxReconnectDelayMs: number;
   commandTimeoutMs: number;
+  stallTimeoutMs: number;
   clientName: string | undefined;
   /** A printable description without secrets, e.g. `redis://127.0.0.1:6379/0`. */
   display: string;
@@ -101,6 +110,7 @@ export const DEFAULT_REDIS_OPTIONS = Object.freeze({
   connectTimeoutMs: 5000,
   maxReconnectDelayMs: 500,
   commandTimeoutMs: 5000,
+  stallTimeoutMs: 5000,
 });
 
 function badUrl(message: string): ValidationError {
@@ -204,6 +214,11 @@ export function resolveRedisOptions(input: RedisOptions | undefined): ResolvedSt
       "commandTimeoutMs",
       opts.commandTimeoutMs,
       DEFAULT_REDIS_OPTIONS.commandTimeoutMs,
+    ),
+    stallTimeoutMs: nonNegativeInt(
+      "stallTimeoutMs",
+      opts.stallTimeoutMs,
+      DEFAULT_REDIS_OPTIONS.stallTimeoutMs,
     ),
     clientName: opts.clientName,
     display: `${scheme}://${username ? `${username}@` : ""}${hostPart}:${port}/${db}`,

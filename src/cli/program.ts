@@ -1,0 +1,459 @@
+/**
+ * The `redmesh` command line: registry listings today (`services`, `instances`, `health`, `routes`).
+ * Every command takes the global `--redis URL` (env `REDIS_URL`), `--namespace NS` (env
+ * `REDMESH_NAMESPACE`) and `--json`, prints a readable table (coloured on a TTY) or JSON, and exits
+ * with a code from {@link ExitCode}. Errors are one line on stderr, never a stack.
+ * @module
+ */
+import { Command, CommanderError, Option } from "commander";
+import { createConfigClient } from "../config/index.js";
+import { ErrorCode, isRedmeshError, RedmeshError } from "../errors.js";
+import { readHealth } from "../health/index.js";
+import { createKeys, type Keys } from "../keys.js";
+import { isLogLevel, type LogEntry, queryLogs, tailLogs } from "../log/index.js";
+import { createRedisConnection, type RedisConnection } from "../redis/index.js";
+import { createDiscovery, type Discovery, type Instance } from "../registry/index.js";
+import { ago, type CliIO, paintFor, parseSince, table } from "./output.js";
+
+/** Exit codes scripts can rely on. */
+export const ExitCode = {
+  /** Success. */
+  OK: 0,
+  /** The operation failed (e.g. a remote error). */
+  FAILED: 1,
+  /** Bad usage or invalid input (unknown command, bad option, invalid name). */
+  USAGE: 2,
+  /** Redis could not be reached (or did not answer in time). */
+  REDIS_UNAVAILABLE: 3,
+  /** What was asked for does not exist (no config stored, no such version). */
+  NOT_FOUND: 4,
+} as const;
+
+interface GlobalOptions {
+  redis: string;
+  namespace: string;
+  json: boolean;
+  timeout: string;
+}
+
+/** What a command gets: a connection, keys, discovery and output helpers. */
+interface Session {
+  redis: RedisConnection;
+  keys: Keys;
+  discovery: Discovery;
+  opts: GlobalOptions;
+  io: CliIO;
+  print(human: () => string, json: () => unknown): void;
+}
+
+async function withSession(io: CliIO, opts: GlobalOptions, fn: (s: Session) => Promise<void>): Promise<void> {
+  const timeoutMs = Number(opts.timeout);
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw usage(`--timeout must be a positive number of ms`);
+  const keys = createKeys({ namespace: opts.namespace });
+  const redis = createRedisConnection({ redis: opts.redis, clientName: "redmesh-cli" });
+  redis.on("error", () => undefined); // reported through the rejected command instead
+  const discovery = createDiscovery({ redis, keys, hydraInterop: opts.namespace === "hydra" });
+  try {
+    await redis.connect({ timeoutMs, failFast: true });
+    await discovery.start();
+    await fn({
+      redis,
+      keys,
+      discovery,
+      opts,
+      io,
+      print(human, json) {
+        io.stdout.write(opts.json ? `${JSON.stringify(json(), null, 2)}\n` : `${human()}\n`);
+      },
+    });
+  } finally {
+    await discovery.stop();
+    redis.destroy();
+  }
+}
+
+function usage(message: string): RedmeshError {
+  return new RedmeshError(ErrorCode.INVALID_OPTIONS, message);
+}
+
+async function selectInstances(s: Session, service: string | undefined): Promise<Instance[]> {
+  const list = service === undefined ? await s.discovery.nodes() : await s.discovery.instances(service);
+  return list.sort((a, b) => a.service.localeCompare(b.service) || a.id.localeCompare(b.id));
+}
+
+const statusPaint = (p: ReturnType<typeof paintFor>, status: string) =>
+  status === "ok" ? p.green(status) : status === "degraded" ? p.yellow(status) : p.red(status);
+
+/** Build the program. `io` receives all output; nothing here touches `process`. */
+export function buildProgram(io: CliIO): Command {
+  const paint = paintFor(io.stdout, io.env);
+  const program = new Command("redmesh")
+    .description("Inspect and drive a redmesh (or Hydra) mesh on Redis.")
+    .addOption(new Option("--redis <url>", "Redis URL").default(io.env.REDIS_URL ?? "redis://127.0.0.1:6379"))
+    .addOption(
+      new Option("--namespace <ns>", "key namespace (`hydra` for Hydra services)").default(
+        io.env.REDMESH_NAMESPACE ?? "redmesh",
+      ),
+    )
+    .option("--json", "machine-readable JSON output", false)
+    .option("--timeout <ms>", "how long to wait for Redis", "3000")
+    .showHelpAfterError("(add --help for usage)")
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .exitOverride();
+
+  const globals = () => program.opts<GlobalOptions>();
+
+  program
+    .command("services")
+    .description("list registered services with their live instance count and versions")
+    .action(() =>
+      withSession(io, globals(), async (s) => {
+        const names = await s.discovery.services();
+        const rows = await Promise.all(
+          names.map(async (name) => {
+            const inst = await s.discovery.instances(name);
+            const versions = [...new Set(inst.map((i) => i.node?.version ?? "?"))].sort();
+            return { service: name, instances: inst.length, versions };
+          }),
+        );
+        s.print(
+          () =>
+            rows.length === 0
+              ? paint.dim(`no services registered in namespace "${s.opts.namespace}"`)
+              : table(
+                  [
+                    ["SERVICE", "INSTANCES", "VERSIONS"],
+                    ...rows.map((r) => [
+                      r.service,
+                      r.instances === 0 ? paint.red("0") : String(r.instances),
+                      r.versions.join(", "),
+                    ]),
+                  ],
+                  paint,
+                ),
+          () => rows,
+        );
+      }),
+    );
+
+  program
+    .command("instances [service]")
+    .description("list live instances (of one service, or of all)")
+    .action((service: string | undefined) =>
+      withSession(io, globals(), async (s) => {
+        const list = await selectInstances(s, service);
+        const now = Date.now();
+        s.print(
+          () =>
+            list.length === 0
+              ? paint.dim(service ? `no live instance of "${service}"` : "no live instances")
+              : table(
+                  [
+                    ["SERVICE", "INSTANCE", "VERSION", "STATUS", "HOST", "PID", "ADDRESS", "UP"],
+                    ...list.map((i) => [
+                      i.service,
+                      i.id.slice(0, 12),
+                      i.node?.version ?? "?",
+                      statusPaint(paint, i.status),
+                      i.node?.hostName ?? "",
+                      String(i.node?.processID ?? ""),
+                      i.node?.ip && i.node.port ? `${i.node.ip}:${i.node.port}` : paint.dim("-"),
+                      i.node?.rm?.startedOn ? ago(now - Date.parse(i.node.rm.startedOn)) : "",
+                    ]),
+                  ],
+                  paint,
+                ),
+          () => list,
+        );
+      }),
+    );
+
+  program
+    .command("health [service]")
+    .description("latest health snapshot of each live instance")
+    .action((service: string | undefined) =>
+      withSession(io, globals(), async (s) => {
+        const list = await selectInstances(s, service);
+        const snaps = await Promise.all(list.map((i) => readHealth(s.redis, s.keys, i.service, i.id)));
+        const rows = list.map((i, k) => ({ service: i.service, instance: i.id, health: snaps[k] ?? null }));
+        const mib = (n: number) => (n / 1048576).toFixed(1);
+        s.print(
+          () =>
+            rows.length === 0
+              ? paint.dim(service ? `no live instance of "${service}"` : "no live instances")
+              : table(
+                  [
+                    ["SERVICE", "INSTANCE", "STATUS", "CPU%", "RSS MiB", "LAG p99 ms", "IN-FLIGHT", "CHECKS"],
+                    ...rows.map(({ service: svc, instance, health: h }) =>
+                      h
+                        ? [
+                            svc,
+                            instance.slice(0, 12),
+                            statusPaint(paint, h.status),
+                            h.cpuPercent.toFixed(1),
+                            mib(h.memory.rss),
+                            h.eventLoopLagMs.p99.toFixed(1),
+                            String(h.inFlight),
+                            Object.entries(h.checks)
+                              .map(([n, c]) => (c.ok ? n : paint.red(`${n}✗`)))
+                              .join(" "),
+                          ]
+                        : [svc, instance.slice(0, 12), paint.dim("no snapshot yet"), "", "", "", "", ""],
+                    ),
+                  ],
+                  paint,
+                ),
+          () => rows,
+        );
+      }),
+    );
+
+  program
+    .command("routes [service]")
+    .description("HTTP routes registered by services (what the gateway routes by)")
+    .action((service: string | undefined) =>
+      withSession(io, globals(), async (s) => {
+        const routes = await s.discovery.routes(service);
+        const rows = Object.entries(routes)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .flatMap(([svc, list]) => [...list].sort().map((r) => [svc, r]));
+        s.print(
+          () =>
+            rows.length === 0
+              ? paint.dim("no routes registered")
+              : table([["SERVICE", "ROUTE"], ...rows], paint),
+          () => routes,
+        );
+      }),
+    );
+
+  program
+    .command("logs [services...]")
+    .description(
+      "show (or follow with -f) the distributed logs of some or all services, merged in time order",
+    )
+    .option("-f, --follow", "keep printing new entries until interrupted", false)
+    .option("--level <level>", "lowest level shown: trace, debug, info, warn, error, fatal", "trace")
+    .option("--since <when>", "start this far back (30s, 15m, 2h, 1d) or at an ISO time", "15m")
+    .option("--grep <text>", "only entries whose message or fields contain this (one service)")
+    .option("-n, --limit <n>", "most entries shown without --follow", "200")
+    .action(
+      (
+        services: string[],
+        o: { follow: boolean; level: string; since: string; grep?: string; limit: string },
+      ) =>
+        withSession(io, globals(), async (s) => {
+          if (!isLogLevel(o.level)) throw usage(`unknown level "${o.level}"`);
+          const since = parseSince(o.since);
+          if (since === undefined)
+            throw usage(`--since must be a duration (15m) or an ISO time, not "${o.since}"`);
+          const limit = Number(o.limit);
+          if (!Number.isInteger(limit) || limit < 1) throw usage("--limit must be a positive integer");
+          const line = (e: LogEntry) => {
+            if (s.opts.json) return JSON.stringify(e);
+            const lv = e.level.toUpperCase().padEnd(5);
+            const lvl =
+              e.level === "error" || e.level === "fatal"
+                ? paint.red(lv)
+                : e.level === "warn"
+                  ? paint.yellow(lv)
+                  : e.level === "info"
+                    ? paint.green(lv)
+                    : paint.dim(lv);
+            const who = `${e.service}${e.instance ? `/${e.instance.slice(0, 8)}` : ""}`;
+            const fields = e.fields ? ` ${paint.dim(JSON.stringify(e.fields))}` : "";
+            return `${paint.dim(new Date(e.ts).toISOString().slice(11, 23))} ${lvl} ${paint.bold(who)} ${e.msg}${fields}`;
+          };
+          if (o.grep !== undefined) {
+            if (services.length !== 1) throw usage("--grep searches one service: name exactly one");
+            const found = await queryLogs(s.redis, s.keys, {
+              service: services[0] as string,
+              level: o.level,
+              from: since,
+              text: o.grep,
+              limit,
+            });
+            io.stdout.write(found.map((e) => `${line(e)}\n`).join(""));
+            return;
+          }
+          const tailOpts = {
+            level: o.level,
+            since,
+            follow: o.follow,
+            ...(services.length > 0 ? { services } : {}),
+            ...(io.signal ? { signal: io.signal } : {}),
+          };
+          if (o.follow) {
+            for await (const e of tailLogs(s.redis, s.keys, tailOpts)) io.stdout.write(`${line(e)}\n`);
+            return;
+          }
+          const last: LogEntry[] = [];
+          for await (const e of tailLogs(s.redis, s.keys, tailOpts)) {
+            last.push(e);
+            if (last.length > limit) last.shift();
+          }
+          if (last.length === 0 && !s.opts.json) io.stdout.write(`${paint.dim("no log entries")}\n`);
+          else io.stdout.write(last.map((e) => `${line(e)}\n`).join(""));
+        }),
+    );
+
+  const config = program
+    .command("config")
+    .description("read and change the shared, versioned config of a service");
+  const configClient = (s: Session, service: string) =>
+    createConfigClient({ redis: s.redis, keys: s.keys, service });
+  config
+    .command("get <service>")
+    .description("print the active config (or one version with --version)")
+    .option("--version <v>", "a stored version instead of the active one")
+    .action((service: string, o: { version?: string }) =>
+      withSession(io, globals(), async (s) => {
+        const history = await configClient(s, service).history();
+        const entry =
+          o.version === undefined
+            ? history.find((h) => h.active)
+            : history.find((h) => h.version === o.version);
+        if (!entry) {
+          throw new RedmeshError(
+            ErrorCode.CONFIG_NOT_FOUND,
+            o.version === undefined
+              ? `no config stored for service "${service}"`
+              : `service "${service}" has no config version "${o.version}"`,
+          );
+        }
+        s.print(
+          () =>
+            `${paint.dim(`# ${service} version ${entry.version}${entry.active ? " (active)" : ""}`)}\n${JSON.stringify(entry.value, null, 2)}`,
+          () => ({ service, version: entry.version, active: entry.active, value: entry.value }),
+        );
+      }),
+    );
+  config
+    .command("set <service> [json]")
+    .description(
+      "store a new config version and make it active (inline JSON or --file); every instance is notified",
+    )
+    .option("--file <path>", "read the config from a JSON file")
+    .option("--version <v>", "version label (default: the highest one bumped)")
+    .action((service: string, json: string | undefined, o: { file?: string; version?: string }) =>
+      withSession(io, globals(), async (s) => {
+        if ((json === undefined) === (o.file === undefined))
+          throw usage("give the config either inline or with --file, not both or neither");
+        let text = json ?? "";
+        if (o.file !== undefined) {
+          if (!io.readFile) throw usage("--file is not available here");
+          text = await io.readFile(o.file);
+        }
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch (err) {
+          throw usage(`the config is not valid JSON: ${(err as Error).message}`);
+        }
+        const r = await configClient(s, service).set(
+          value,
+          o.version === undefined ? {} : { version: o.version },
+        );
+        s.print(
+          () =>
+            `${paint.green("✓")} ${service} config version ${paint.bold(r.version)} is active${r.previousVersion ? paint.dim(` (was ${r.previousVersion})`) : ""}`,
+          () => ({ service, ...r }),
+        );
+      }),
+    );
+  config
+    .command("list <service>")
+    .description("list the stored versions (natural order, the active one marked)")
+    .action((service: string) =>
+      withSession(io, globals(), async (s) => {
+        const history = await configClient(s, service).history();
+        s.print(
+          () =>
+            history.length === 0
+              ? paint.dim(`no config stored for "${service}"`)
+              : history.map((h) => `${h.active ? paint.green("*") : " "} ${h.version}`).join("\n"),
+          () => history.map((h) => ({ version: h.version, active: h.active })),
+        );
+      }),
+    );
+  config
+    .command("history <service>")
+    .description("every stored version with its content")
+    .action((service: string) =>
+      withSession(io, globals(), async (s) => {
+        const history = await configClient(s, service).history();
+        s.print(
+          () =>
+            history.length === 0
+              ? paint.dim(`no config stored for "${service}"`)
+              : table(
+                  [
+                    ["VERSION", "ACTIVE", "CONFIG"],
+                    ...history.map((h) => {
+                      const j = JSON.stringify(h.value);
+                      return [
+                        h.version,
+                        h.active ? paint.green("yes") : "",
+                        j.length > 80 ? `${j.slice(0, 77)}...` : j,
+                      ];
+                    }),
+                  ],
+                  paint,
+                ),
+          () => history,
+        );
+      }),
+    );
+  config
+    .command("rollback <service> <version>")
+    .description("make an earlier version active again; every instance is notified")
+    .action((service: string, version: string) =>
+      withSession(io, globals(), async (s) => {
+        await configClient(s, service).rollback(version);
+        s.print(
+          () => `${paint.green("✓")} ${service} config version ${paint.bold(version)} is active again`,
+          () => ({ service, version }),
+        );
+      }),
+    );
+
+  return program;
+}
+
+/** Run the CLI with `argv` (without the node and script paths). Resolves with the exit code. */
+export async function runCli(argv: readonly string[], io: CliIO): Promise<number> {
+  const program = buildProgram(io);
+  const paint = paintFor(io.stderr, io.env);
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return ExitCode.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      return err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+    }
+    const code = exitCodeOf(err);
+    const message = err instanceof Error ? err.message : String(err);
+    io.stderr.write(`${paint.red("error:")} ${message}\n`);
+    return code;
+  }
+}
+
+function exitCodeOf(err: unknown): number {
+  if (isRedmeshError(err, ErrorCode.REDIS_UNAVAILABLE) || isRedmeshError(err, ErrorCode.TIMEOUT))
+    return ExitCode.REDIS_UNAVAILABLE;
+  if (
+    isRedmeshError(err) &&
+    (err.code === ErrorCode.INVALID_OPTIONS ||
+      err.code === ErrorCode.INVALID_NAME ||
+      err.code === ErrorCode.INVALID_REDIS_URL ||
+      err.code === ErrorCode.VALIDATION ||
+      err.code === ErrorCode.SERIALIZATION)
+  )
+    return ExitCode.USAGE;
+  if (isRedmeshError(err, ErrorCode.CONFIG_NOT_FOUND)) return ExitCode.NOT_FOUND;
+  return ExitCode.FAILED;
+}

@@ -1,0 +1,235 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { after, before, describe, test } from "node:test";
+import { ExitCode, runCli } from "../../src/cli/program.js";
+import { createService, type Instance, type Service } from "../../src/index.js";
+import { freePort, randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+
+/** Run the CLI in-process with captured output. */
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  extra: { signal?: AbortSignal; files?: Record<string, string>; onOut?: (all: string) => void } = {},
+) {
+  let out = "";
+  let err = "";
+  const code = await runCli(args, {
+    stdout: {
+      write: (s: string) => {
+        out += s;
+        extra.onOut?.(out);
+      },
+      isTTY: false,
+    },
+    stderr: { write: (s: string) => (err += s), isTTY: false },
+    env,
+    ...(extra.signal ? { signal: extra.signal } : {}),
+    readFile: async (p) => {
+      const f = extra.files?.[p];
+      if (f === undefined) throw new Error(`ENOENT: ${p}`);
+      return f;
+    },
+  });
+  return { code, out, err };
+}
+
+describe("redmesh CLI: registry listings", () => {
+  let redis: TestRedis;
+  let ns: string;
+  const services: Service[] = [];
+
+  before(async () => {
+    redis = await startRedis();
+    ns = randomNamespace("cli");
+    for (const [name, port] of [
+      ["orders", 8081],
+      ["orders", 8082],
+      ["billing", 0],
+    ] as const) {
+      const s = createService({
+        name,
+        namespace: ns,
+        redis: redis.url,
+        version: "2.1.0",
+        ip: "10.0.0.1",
+        port,
+      });
+      s.healthCheck("db", () => name !== "billing");
+      services.push(s);
+    }
+    await Promise.all(services.map((s) => s.start()));
+    await services[0]?.registerRoutes(["[get]/v1/orders/:id", "[post]/v1/orders"]);
+    await Promise.all(services.map((s) => s.writeHealth()));
+  });
+  after(async () => {
+    await Promise.all(services.map((s) => s.stop()));
+    await redis.stop();
+  });
+
+  const g = () => ["--redis", redis.url, "--namespace", ns];
+
+  test("services lists each service with its live instance count", async () => {
+    const r = await cli([...g(), "--json", "services"]);
+    assert.equal(r.code, ExitCode.OK, r.err);
+    assert.deepEqual(JSON.parse(r.out), [
+      { service: "billing", instances: 1, versions: ["2.1.0"] },
+      { service: "orders", instances: 2, versions: ["2.1.0"] },
+    ]);
+    const human = await cli([...g(), "services"]);
+    assert.match(human.out, /^SERVICE\s+INSTANCES\s+VERSIONS\n/);
+    assert.match(human.out, /orders\s+2\s+2\.1\.0/);
+    assert.ok(!human.out.includes("\u001b["), "no colour when stdout is not a TTY");
+  });
+
+  test("instances, health and routes, for one service and for all", async () => {
+    const one = JSON.parse((await cli([...g(), "--json", "instances", "orders"])).out) as Instance[];
+    assert.deepEqual(one.map((i) => i.node?.port).sort(), [8081, 8082]);
+    const all = JSON.parse((await cli([...g(), "--json", "instances"])).out) as Instance[];
+    assert.equal(all.length, 3);
+    const human = await cli([...g(), "instances", "orders"]);
+    assert.match(human.out, /10\.0\.0\.1:8081/);
+
+    const health = JSON.parse((await cli([...g(), "--json", "health"])).out) as Array<{
+      service: string;
+      health: { status: string; checks: Record<string, { ok: boolean }> } | null;
+    }>;
+    assert.equal(health.length, 3);
+    const billing = health.find((h) => h.service === "billing");
+    assert.equal(billing?.health?.status, "degraded");
+    assert.equal(billing?.health?.checks.db?.ok, false);
+    assert.match((await cli([...g(), "health", "billing"])).out, /degraded/);
+
+    const routes = JSON.parse((await cli([...g(), "--json", "routes"])).out) as Record<string, string[]>;
+    assert.deepEqual(routes.orders?.sort(), ["[get]/v1/orders/:id", "[post]/v1/orders"]);
+    assert.match((await cli([...g(), "routes", "orders"])).out, /orders\s+\[post\]\/v1\/orders/);
+  });
+
+  test("REDIS_URL and REDMESH_NAMESPACE come from the environment", async () => {
+    const r = await cli(["--json", "services"], { REDIS_URL: redis.url, REDMESH_NAMESPACE: ns });
+    assert.equal(r.code, ExitCode.OK);
+    assert.equal((JSON.parse(r.out) as unknown[]).length, 2);
+  });
+
+  test("exit codes and one-line errors: Redis unreachable, bad input, unknown command", async () => {
+    const port = await freePort();
+    const t0 = performance.now();
+    const down = await cli(["--redis", `redis://127.0.0.1:${port}`, "services"]);
+    assert.equal(down.code, ExitCode.REDIS_UNAVAILABLE);
+    assert.ok(performance.now() - t0 < 2500, "fails fast on a refused connection");
+    assert.match(down.err, /^error: could not connect to Redis at redis:\/\/127\.0\.0\.1:\d+/);
+    assert.equal(down.err.trim().split("\n").length, 1, "one line, no stack");
+
+    const bad = await cli([...g(), "instances", "no:such{svc}"]);
+    assert.equal(bad.code, ExitCode.USAGE);
+    assert.match(bad.err, /invalid service name/);
+    assert.doesNotMatch(bad.err, /\n\s+at /);
+
+    assert.equal((await cli([...g(), "frobnicate"])).code, ExitCode.USAGE);
+    assert.equal((await cli(["--redis", "http://nope", "services"])).code, ExitCode.USAGE);
+    const empty = await cli([...g(), "instances", "nobody"]);
+    assert.equal(empty.code, ExitCode.OK);
+    assert.match(empty.out, /no live instance of "nobody"/);
+  });
+
+  test("logs: merged, level-filtered, searched, and followed until interrupted", async () => {
+    const [o1, o2, billing] = services as [Service, Service, Service];
+    o1.log.info("order placed", { id: 1 });
+    o2.log.warn("stock low", { sku: "A1" });
+    billing.log.error("card declined", { id: 1 });
+    billing.log.debug("retrying");
+    await Promise.all(services.map((s) => s.log.flush()));
+
+    const all = await cli([...g(), "--json", "logs"]);
+    assert.equal(all.code, ExitCode.OK, all.err);
+    const entries = all.out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { msg: string; service: string });
+    for (const m of ["order placed", "stock low", "card declined"])
+      assert.ok(
+        entries.some((e) => e.msg === m),
+        m,
+      );
+    assert.ok(!entries.some((e) => e.msg === "retrying"), "debug is below the services' level threshold");
+    const warn = await cli([...g(), "--json", "logs", "--level", "warn"]);
+    assert.deepEqual(
+      warn.out
+        .trim()
+        .split("\n")
+        .map((l) => (JSON.parse(l) as { msg: string }).msg)
+        .sort(),
+      ["card declined", "stock low"],
+    );
+    const only = await cli([...g(), "logs", "orders"]);
+    assert.match(only.out, /INFO\s+orders\/\w{8} order placed/);
+    assert.doesNotMatch(only.out, /card declined/);
+    const grep = await cli([...g(), "--json", "logs", "billing", "--grep", "DECLINED"]);
+    assert.equal(grep.out.trim().split("\n").length, 1);
+    assert.equal((await cli([...g(), "logs", "--level", "loud"])).code, ExitCode.USAGE);
+    assert.equal((await cli([...g(), "logs", "--since", "yesterday-ish"])).code, ExitCode.USAGE);
+
+    const stop = new AbortController();
+    const following = cli(
+      [...g(), "logs", "-f", "orders", "--since", "0s"],
+      {},
+      {
+        signal: stop.signal,
+        onOut: (text) => text.includes("live entry") && stop.abort(),
+      },
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    o1.log.info("live entry");
+    await o1.log.flush();
+    const f = await following;
+    assert.equal(f.code, ExitCode.OK, f.err);
+    assert.match(f.out, /live entry/);
+  });
+
+  test("config: set inline and from a file, get, list, history, rollback; running instances see it", async () => {
+    const orders = services[0] as Service;
+    const changes: unknown[] = [];
+    orders.config.on("change", (_old, value) => changes.push(value));
+    const none = await cli([...g(), "config", "get", "orders"]);
+    assert.equal(none.code, ExitCode.NOT_FOUND, none.err);
+    const set1 = await cli([...g(), "--json", "config", "set", "orders", '{"maxItems":5}']);
+    assert.equal(set1.code, ExitCode.OK, set1.err);
+    assert.equal((JSON.parse(set1.out) as { version: string }).version, "1");
+    const set2 = await cli(
+      [...g(), "config", "set", "orders", "--file", "cfg.json"],
+      {},
+      {
+        files: { "cfg.json": '{"maxItems":9}' },
+      },
+    );
+    assert.match(set2.out, /version 2 is active \(was 1\)/);
+    await waitFor(() => changes.length === 2, { what: "both changes seen by the running instance" });
+    assert.deepEqual(changes.at(-1), { maxItems: 9 });
+
+    const got = JSON.parse((await cli([...g(), "--json", "config", "get", "orders"])).out) as {
+      version: string;
+      value: unknown;
+    };
+    assert.deepEqual(got, { service: "orders", version: "2", active: true, value: { maxItems: 9 } });
+    assert.deepEqual(JSON.parse((await cli([...g(), "--json", "config", "list", "orders"])).out), [
+      { version: "1", active: false },
+      { version: "2", active: true },
+    ]);
+    assert.match((await cli([...g(), "config", "history", "orders"])).out, /2\s+yes\s+\{"maxItems":9\}/);
+    assert.equal((await cli([...g(), "config", "rollback", "orders", "1"])).code, ExitCode.OK);
+    await waitFor(() => changes.length === 3, { what: "rollback seen" });
+    assert.deepEqual(changes.at(-1), { maxItems: 5 });
+    assert.match((await cli([...g(), "config", "get", "orders", "--version", "2"])).out, /"maxItems": 9/);
+
+    assert.equal((await cli([...g(), "config", "set", "orders", "{nope"])).code, ExitCode.USAGE);
+    assert.equal((await cli([...g(), "config", "set", "orders"])).code, ExitCode.USAGE);
+    assert.equal((await cli([...g(), "config", "rollback", "orders", "77"])).code, ExitCode.NOT_FOUND);
+  });
+
+  test("the binary itself runs: --help exits 0 and lists the commands", () => {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--help"], {
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    for (const c of ["services", "instances", "health", "routes"]) assert.match(r.stdout, new RegExp(c));
+  });
+});
