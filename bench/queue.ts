@@ -17,7 +17,7 @@ import { startRedis } from "../test/helpers/redis-server.js";
 
 const N = Number(process.argv[2] ?? 20_000);
 const C = Number(process.argv[3] ?? 50);
-const ROUNDS = Number(process.argv[4] ?? 3);
+const ROUNDS = Number(process.argv[4] ?? 5);
 const SYSTEMS = ["redmesh", "bullmq", "hydra", "raw"] as const;
 type System = (typeof SYSTEMS)[number];
 
