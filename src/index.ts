@@ -25,8 +25,10 @@ export {
   RESERVED_SERVICE_NAMES,
 } from "./keys.js";
 export { type LogFn, type Logger, silentLogger } from "./logger.js";
+export * from "./messaging/index.js";
 export * from "./redis/index.js";
 export * from "./registry/index.js";
+export * from "./rpc/index.js";
 export {
   createService,
   DEFAULT_SERVICE_OPTIONS,

@@ -13,13 +13,27 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname as osHostname } from "node:os";
-import { z } from "zod";
-import { ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
+import type { UmfMessage } from "./envelope/index.js";
+import { AbortError, ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
 import { appendHealthLog, type HealthCheck, HealthMonitor, type HealthSnapshot } from "./health/index.js";
 import { assertInstanceId, assertServiceName, createKeys, type Keys } from "./keys.js";
 import { type Logger, silentLogger } from "./logger.js";
+import { type InstancePicker, type MessagingStats, Messenger } from "./messaging/index.js";
 import { RedisConnection, type RedisOptions } from "./redis/index.js";
 import { Discovery, InstanceStatus, type NodeEntry, Registration } from "./registry/index.js";
+import {
+  type CallOptions,
+  type Contract,
+  type HandleOptions,
+  type Handler,
+  loadOtel,
+  type MethodOf,
+  type ParamsOf,
+  type ResultOf,
+  Rpc,
+  type RpcStats,
+} from "./rpc/index.js";
+import { checkServiceOptions } from "./service-options.js";
 
 /** Options of {@link createService}. Durations are in milliseconds. */
 export interface ServiceOptions {
@@ -59,6 +73,18 @@ export interface ServiceOptions {
   connectTimeoutMs?: number;
   /** pino-compatible logger for redmesh's own diagnostics. @default silent */
   logger?: Logger;
+  /** HMAC-SHA256 secret: outgoing messages are signed, signed incoming ones are verified. */
+  secret?: string | Buffer;
+  /** Drop unsigned or badly signed messages (needs `secret`). @default false */
+  requireSignature?: boolean;
+  /** Largest message accepted or sent, in bytes; checked before parsing. @default 1048576 */
+  maxMessageBytes?: number;
+  /** Default RPC call timeout. @default 10000 */
+  rpcTimeoutMs?: number;
+  /** Instance picker (load-balancing seam). @default uniform random among non-draining instances */
+  picker?: InstancePicker;
+  /** Coalesce messages bound for one redmesh instance in one event-loop turn into one PUBLISH. @default true */
+  coalesce?: boolean;
 }
 
 /** Default service settings. */
@@ -77,30 +103,6 @@ export const DEFAULT_SERVICE_OPTIONS = Object.freeze({
   stopGraceMs: 5000,
   connectTimeoutMs: 5000,
 });
-
-const ms = (min: number) => z.number().int().min(min).max(86_400_000).optional();
-const optionsSchema = z
-  .object({
-    name: z.string(),
-    redis: z.any().optional(),
-    namespace: z.string().optional(),
-    version: z.string().max(64).optional(),
-    description: z.string().max(1024).optional(),
-    type: z.string().max(64).optional(),
-    ip: z.string().max(64).optional(),
-    port: z.number().int().min(0).max(65535).optional(),
-    hostName: z.string().max(255).optional(),
-    instanceId: z.string().optional(),
-    presenceTtlMs: ms(100),
-    heartbeatMs: ms(20),
-    healthIntervalMs: ms(100),
-    reconcileMs: ms(20),
-    hydraInterop: z.boolean().optional(),
-    stopGraceMs: ms(0),
-    connectTimeoutMs: ms(1),
-    logger: z.any().optional(),
-  })
-  .strict();
 
 /** Life-cycle states of a service. */
 export const ServiceState = {
@@ -125,6 +127,8 @@ export interface ServiceEvents {
   "redis:up": [];
   /** A non-fatal error (emitted only when someone listens; never thrown into the event loop). */
   error: [RedmeshError];
+  /** A message addressed to this instance or its service that is not RPC traffic (long form). */
+  message: [UmfMessage];
 }
 
 /** The discovery surface of a service (`svc.registry`). */
@@ -152,6 +156,10 @@ export interface ServiceStats {
   pruned: number;
   healthWrites: number;
   inFlight: number;
+  /** Messaging counters (received, dropped, evicted…). */
+  messaging: MessagingStats;
+  /** RPC counters (calls, timeouts, stray replies…). */
+  rpc: RpcStats;
 }
 
 /** One running instance of a service. Create with {@link createService}. */
@@ -169,12 +177,28 @@ export class Service extends EventEmitter<ServiceEvents> {
   /** The logger given in the options (silent by default). */
   readonly logger: Logger;
 
-  readonly #o: Required<Omit<ServiceOptions, "redis" | "logger" | "instanceId" | "hydraInterop">> & {
+  readonly #o: Required<
+    Omit<
+      ServiceOptions,
+      | "redis"
+      | "logger"
+      | "instanceId"
+      | "hydraInterop"
+      | "secret"
+      | "requireSignature"
+      | "maxMessageBytes"
+      | "rpcTimeoutMs"
+      | "picker"
+      | "coalesce"
+    >
+  > & {
     hydraInterop: boolean;
   };
   readonly #discovery: Discovery;
   readonly #registration: Registration;
   readonly #health: HealthMonitor;
+  readonly #messenger: Messenger;
+  readonly #rpc: Rpc;
   #state: ServiceStateValue = ServiceState.IDLE;
   #draining = false;
   #inFlight = 0;
@@ -190,6 +214,8 @@ export class Service extends EventEmitter<ServiceEvents> {
     this.#discovery.reconcile().catch(() => undefined);
   };
   readonly #onRedisDown = ({ error }: { error: RedmeshError }) => {
+    // Replies to pending calls cannot arrive through a dropped subscriber: fail them now, typed.
+    this.#rpc.failAll(error);
     if (this.#state === ServiceState.RUNNING || this.#state === ServiceState.STOPPING)
       this.emit("redis:down", { error });
   };
@@ -199,15 +225,7 @@ export class Service extends EventEmitter<ServiceEvents> {
 
   constructor(options: ServiceOptions) {
     super();
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) {
-      throw new ValidationError(
-        `invalid service options: ${z.prettifyError(parsed.error).replace(/\n/g, "; ")}`,
-        {
-          code: ErrorCode.INVALID_OPTIONS,
-        },
-      );
-    }
+    checkServiceOptions(options);
     assertServiceName(options.name);
     const instanceId = options.instanceId ?? randomUUID().replace(/-/g, "");
     assertInstanceId(instanceId);
@@ -277,6 +295,32 @@ export class Service extends EventEmitter<ServiceEvents> {
         badRegistryEvents: this.#discovery.stats.badEvents,
       }),
     });
+    this.#messenger = new Messenger({
+      redis: this.redis,
+      keys: this.keys,
+      discovery: this.#discovery,
+      service: this.name,
+      instanceId,
+      logger: this.logger,
+      ...(options.picker ? { picker: options.picker } : {}),
+      ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
+      ...(options.secret === undefined ? {} : { secret: options.secret }),
+      requireSignature: options.requireSignature ?? false,
+      coalesce: options.coalesce ?? true,
+      wantsMessages: () => this.listenerCount("message") > 0,
+    });
+    this.#messenger.on("message", (m) => this.emit("message", m));
+    this.#rpc = new Rpc({
+      messenger: this.#messenger,
+      discovery: this.#discovery,
+      keys: this.keys,
+      service: this.name,
+      instanceId,
+      logger: this.logger,
+      ...(options.rpcTimeoutMs === undefined ? {} : { timeoutMs: options.rpcTimeoutMs }),
+      beginWork: () => this.beginWork(),
+      draining: () => this.#draining,
+    });
     const d2 = this.#discovery;
     this.registry = {
       services: () => d2.services(),
@@ -331,7 +375,7 @@ export class Service extends EventEmitter<ServiceEvents> {
       hostName: this.#o.hostName,
       rm: {
         v: 1,
-        frames: [],
+        frames: this.#messenger.frames,
         status: this.#draining ? InstanceStatus.DRAINING : InstanceStatus.OK,
         startedOn: this.#startedOn,
       },
@@ -357,6 +401,9 @@ export class Service extends EventEmitter<ServiceEvents> {
     try {
       await this.redis.connect({ timeoutMs: this.#o.connectTimeoutMs });
       await this.#discovery.start();
+      await loadOtel();
+      // Subscribe before registering: a message sent right after discovery finds us is not lost.
+      await this.#messenger.start();
       await this.#registration.register();
       this.#registration.startHeartbeat();
       this.#health.start();
@@ -364,6 +411,8 @@ export class Service extends EventEmitter<ServiceEvents> {
       this.#state = ServiceState.STOPPED;
       this.#registration.stopHeartbeat();
       this.#health.stop();
+      this.#rpc.close();
+      await this.#messenger.stop();
       await this.#discovery.stop();
       this.#detach();
       await this.redis.close();
@@ -408,8 +457,12 @@ export class Service extends EventEmitter<ServiceEvents> {
     if (wasRunning) {
       await step("announce draining", () => this.#registration.update());
       await step("drain in-flight work", () => this.#waitIdle(this.#o.stopGraceMs));
+      this.#rpc.abortRunning(new AbortError("the stop grace period ended"));
       await step("deregister", () => this.#registration.deregister());
     }
+    // After deregistering nobody new finds us: stop listening, fail calls still waiting.
+    await step("stop messaging", () => this.#messenger.stop());
+    this.#rpc.close();
     this.#registration.stopHeartbeat();
     this.#health.stop();
     await step("stop discovery", () => this.#discovery.stop());
@@ -500,7 +553,104 @@ export class Service extends EventEmitter<ServiceEvents> {
       pruned: d.pruned,
       healthWrites: this.#health.stats.writes,
       inFlight: this.#inFlight,
+      messaging: { ...this.#messenger.stats },
+      rpc: this.#rpc.stats,
     };
+  }
+
+  // ------------------------------------------------------------- messaging and RPC
+
+  /**
+   * Register the RPC handler of `method`. Handlers get `(params, ctx)`; `ctx.signal` aborts on the
+   * call's deadline or when the caller cancels. Throw to answer with an error.
+   */
+  handle<P = unknown, R = unknown>(method: string, fn: Handler<P, R>, options?: HandleOptions<P, R>): this {
+    this.#rpc.handle(method, fn, options);
+    return this;
+  }
+
+  /** Register the handlers of a contract, with its schemas (params rejected before the handler runs). */
+  implement<A extends Record<string, { params: unknown; result: unknown }>>(
+    contract: Contract<A>,
+    handlers: { [K in keyof A]: Handler<A[K]["params"], A[K]["result"]> },
+  ): this {
+    for (const method of Object.keys(handlers) as Array<keyof A & string>) {
+      const spec = contract.methods[method];
+      const o: HandleOptions = {};
+      if (spec?.params) o.params = spec.params;
+      if (spec?.result) o.result = spec.result;
+      if (spec?.maxInFlight !== undefined) o.maxInFlight = spec.maxInFlight;
+      this.#rpc.handle(method, handlers[method] as Handler, o);
+    }
+    return this;
+  }
+
+  /**
+   * Call `method` on one live instance of a service (`"svc"` or `"iid@svc"`, or a contract for a
+   * compile-time checked call). Resolves with the result or rejects with a typed error
+   * (`ERR_TIMEOUT`, `ERR_NO_INSTANCE`, `ERR_ABORTED`, `ERR_INSTANCE_LOST`, the handler's error…).
+   */
+  call<C extends Contract, M extends MethodOf<C>>(
+    contract: C,
+    method: M,
+    params: ParamsOf<C, M>,
+    options?: CallOptions,
+  ): Promise<ResultOf<C, M>>;
+  call<R = unknown>(target: string, method: string, params?: unknown, options?: CallOptions): Promise<R>;
+  call(target: string | Contract, method: string, params?: unknown, options?: CallOptions): Promise<unknown> {
+    if (!this.#live()) return Promise.reject(this.#notRunning());
+    if (typeof target === "string") return this.#rpc.call(target, method, params, options);
+    const schema = target.methods[method]?.params;
+    if (schema) {
+      const res = schema.safeParse(params);
+      if (!res.success) {
+        return Promise.reject(
+          new ValidationError(`invalid params for "${target.service}.${method}"`, {
+            data: { method, issues: String((res.error as { message?: unknown })?.message ?? res.error) },
+          }),
+        );
+      }
+      params = res.data;
+    }
+    return this.#rpc.call(target.service, method, params, options);
+  }
+
+  /**
+   * Send a message to one live instance of `target` (`"svc"`, picked by the balancer, or
+   * `"iid@svc"`). Resolves with the id of the instance that received it. At-most-once.
+   */
+  send(
+    target: string,
+    body: unknown,
+    options?: { type?: string; headers?: Record<string, unknown> },
+  ): Promise<string> {
+    if (!this.#live()) return Promise.reject(this.#notRunning());
+    try {
+      return this.#messenger.send(target, body, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Send a message to every instance of `service`. Resolves with the number of receivers. */
+  broadcast(
+    service: string,
+    body: unknown,
+    options?: { type?: string; headers?: Record<string, unknown> },
+  ): Promise<number> {
+    if (!this.#live()) return Promise.reject(this.#notRunning());
+    return this.#messenger.broadcast(service, body, options);
+  }
+
+  #live(): boolean {
+    return this.#state === ServiceState.RUNNING || this.#state === ServiceState.STOPPING;
+  }
+
+  #notRunning(): StateError {
+    return new StateError(
+      ErrorCode.NOT_RUNNING,
+      `service "${this.name}" is not running (state: ${this.#state})`,
+    );
   }
 
   #requireRunning(): void {
