@@ -24,6 +24,11 @@ export interface StartRedisOptions {
   args?: string[];
   /** Port to bind; a free one when absent. */
   port?: number;
+  /**
+   * Serve TLS only (`--tls-port`, `--port 0`) with these PEM files; `url` becomes `rediss://…` and the
+   * harness's own `redis-cli` calls use `--tls --cacert`. See test/helpers/tls.ts for making them.
+   */
+  tls?: { caFile: string; certFile: string; keyFile: string };
 }
 
 /** A running throwaway Redis. */
@@ -83,11 +88,11 @@ export async function freePort(): Promise<number> {
   }
 }
 
-function cli(port: number, args: string[], timeoutMs = 5000): Promise<string> {
+function cli(port: number, args: string[], timeoutMs = 5000, tlsArgs: string[] = []): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       "redis-cli",
-      ["-h", "127.0.0.1", "-p", String(port), ...args],
+      [...tlsArgs, "-h", "127.0.0.1", "-p", String(port), ...args],
       { timeout: timeoutMs },
       (err, stdout) => {
         if (err) reject(err);
@@ -97,7 +102,12 @@ function cli(port: number, args: string[], timeoutMs = 5000): Promise<string> {
   });
 }
 
-async function waitForPing(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+async function waitForPing(
+  port: number,
+  child: ChildProcess,
+  timeoutMs = 10_000,
+  tlsArgs: string[] = [],
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -106,7 +116,7 @@ async function waitForPing(port: number, child: ChildProcess, timeoutMs = 10_000
       );
     }
     try {
-      if ((await cli(port, ["PING"], 1000)) === "PONG") return;
+      if ((await cli(port, ["PING"], 1000, tlsArgs)) === "PONG") return;
     } catch {
       /* not up yet */
     }
@@ -128,9 +138,26 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
   const persistence = options.persistence
     ? ["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
     : ["--save", "", "--appendonly", "no"];
+  const tls = options.tls;
+  const tlsArgs = tls ? ["--tls", "--cacert", tls.caFile] : [];
+  const portArgs = tls
+    ? [
+        "--port",
+        "0",
+        "--tls-port",
+        String(port),
+        "--tls-cert-file",
+        tls.certFile,
+        "--tls-key-file",
+        tls.keyFile,
+        "--tls-ca-cert-file",
+        tls.caFile,
+        "--tls-auth-clients",
+        "no",
+      ]
+    : ["--port", String(port)];
   const args = [
-    "--port",
-    String(port),
+    ...portArgs,
     "--bind",
     "127.0.0.1",
     "--dir",
@@ -151,8 +178,8 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
     live.add(c);
     c.once("exit", () => live.delete(c));
     child = c;
-    await waitForPing(port, c);
-    const info = await cli(port, ["INFO", "server"]);
+    await waitForPing(port, c, 10_000, tlsArgs);
+    const info = await cli(port, ["INFO", "server"], 5000, tlsArgs);
     const m = /process_id:(\d+)/.exec(info);
     if (!m || Number(m[1]) !== c.pid) {
       c.kill("SIGKILL");
@@ -163,12 +190,12 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
 
   const self: TestRedis = {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls ? "rediss" : "redis"}://127.0.0.1:${port}`,
     dir,
     get pid() {
       return child?.pid ?? -1;
     },
-    cli: (...a: string[]) => cli(port, a),
+    cli: (...a: string[]) => cli(port, a, 5000, tlsArgs),
     async kill() {
       if (!child) return;
       const c = child;
@@ -180,7 +207,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<TestR
       await launch();
     },
     async pause(ms: number, mode: "WRITE" | "ALL" = "ALL") {
-      await cli(port, ["CLIENT", "PAUSE", String(ms), mode]);
+      await cli(port, ["CLIENT", "PAUSE", String(ms), mode], 5000, tlsArgs);
     },
     freeze() {
       child?.kill("SIGSTOP");

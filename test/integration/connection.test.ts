@@ -75,6 +75,28 @@ describe("redis connection layer", () => {
     await c.close();
   });
 
+  test("a command sent to a frozen Redis still meets its deadline, and the connection recovers", async () => {
+    const c = createRedisConnection({ redis: redis.url });
+    c.on("error", () => undefined);
+    await c.connect();
+    redis.freeze();
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = performance.now();
+      await assert.rejects(c.command(["PING"], { timeoutMs: 200 }), (e) => isRedmeshError(e, "ERR_TIMEOUT"));
+      const took = performance.now() - t0;
+      assert.ok(took >= 190 && took < 600, `deadline fired after ${took.toFixed(0)} ms`);
+      const piped = await c.pipeline([["PING"], ["PING"]], { timeoutMs: 150 });
+      assert.ok(piped.every((r) => isRedmeshError(r, "ERR_TIMEOUT")));
+      await assert.rejects(c.multi([["PING"]], { timeoutMs: 150 }), (e) => isRedmeshError(e, "ERR_TIMEOUT"));
+    } finally {
+      redis.thaw();
+    }
+    // The late replies are discarded; the next command gets its own answer.
+    assert.equal(await c.command(["ECHO", "after"]), "after");
+    await c.close();
+  });
+
   test("connect() to nothing rejects with a typed error within its timeout", async () => {
     const c = createRedisConnection({ redis: { port: 1, connectTimeoutMs: 300 } });
     const t0 = Date.now();

@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { createRedisConnection, createService, isRedmeshError } from "../../src/index.js";
+import { randomNamespace, startRedis, type TestRedis } from "../helpers/redis-server.js";
+import { makeTestCerts, type TestCerts } from "../helpers/tls.js";
+
+describe("TLS (rediss://) against a TLS-only redis-server with a self-signed CA", () => {
+  let certs: TestCerts;
+  let redis: TestRedis;
+  before(async () => {
+    certs = makeTestCerts();
+    redis = await startRedis({ tls: certs });
+  });
+  after(async () => {
+    await redis.stop();
+    certs.remove();
+  });
+
+  test("a service works end to end when it trusts the CA", async () => {
+    assert.match(redis.url, /^rediss:\/\//);
+    const ns = randomNamespace("tls");
+    const a = createService({
+      name: "alpha",
+      namespace: ns,
+      redis: { url: redis.url, tls: { ca: certs.ca } },
+    });
+    const b = createService({
+      name: "beta",
+      namespace: ns,
+      redis: { url: redis.url, tls: { ca: certs.ca } },
+    });
+    try {
+      await a.start();
+      await b.start();
+      assert.deepEqual(
+        (await b.registry.instances("alpha")).map((i) => i.id),
+        [a.instanceId],
+      );
+      const clients = await redis.cli("CLIENT", "LIST");
+      assert.ok(clients.split("\n").length >= 2, "the services are connected over TLS");
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  test("an untrusted certificate is refused with a typed error, never retried in plaintext", async () => {
+    for (const tls of [{}, { ca: certs.otherCa }]) {
+      const c = createRedisConnection({ redis: { url: redis.url, tls } });
+      c.on("error", () => undefined);
+      await assert.rejects(c.connect({ timeoutMs: 2000, failFast: true }), (e) => {
+        assert.ok(isRedmeshError(e, "ERR_REDIS_UNAVAILABLE"), String(e));
+        assert.match(String((e as Error).message), /self[- ]signed|unable to verify|certificate/i);
+        return true;
+      });
+      c.destroy();
+    }
+  });
+
+  test("a plaintext client cannot talk to the TLS port (no silent downgrade)", async () => {
+    const plain = createRedisConnection({ redis: redis.url.replace("rediss://", "redis://") });
+    plain.on("error", () => undefined);
+    await assert.rejects(plain.connect({ timeoutMs: 1500 }), (e) => isRedmeshError(e));
+    plain.destroy();
+  });
+});
