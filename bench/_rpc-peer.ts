@@ -18,7 +18,12 @@ async function callee(): Promise<void> {
   switch (system) {
     case "redmesh": {
       const { createService } = await import("../src/index.js");
-      const s = createService({ name: "becho", namespace: "bench", redis: url });
+      const s = createService({
+        name: "becho",
+        namespace: "bench",
+        redis: url,
+        coalesce: process.env.RM_COALESCE !== "0",
+      });
       s.handle("echo", (b) => b);
       await s.start();
       break;
@@ -32,7 +37,9 @@ async function callee(): Promise<void> {
     }
     case "hydra": {
       const hydra = require("hydra");
-      await hydra.init({ hydra: { serviceName: "hecho", serviceIP: "127.0.0.1", servicePort: 0, redis: { url } } });
+      await hydra.init({
+        hydra: { serviceName: "hecho", serviceIP: "127.0.0.1", servicePort: 0, redis: { url } },
+      });
       await hydra.registerService();
       hydra.on("message", (msg: { bdy: unknown }) => {
         hydra.sendReplyMessage(msg, hydra.createUMFMessage({ bdy: msg.bdy }));
@@ -71,10 +78,21 @@ async function makeSender(): Promise<{ send: Send; close: () => Promise<void> }>
   switch (system) {
     case "redmesh": {
       const { createService } = await import("../src/index.js");
-      const s = createService({ name: "bcaller", namespace: "bench", redis: url });
+      const s = createService({
+        name: "bcaller",
+        namespace: "bench",
+        redis: url,
+        coalesce: process.env.RM_COALESCE !== "0",
+      });
       await s.start();
       await s.registry.instances("becho");
-      return { send: (b) => s.call("becho", "echo", b), close: () => s.stop() };
+      return {
+        send: (b) => s.call("becho", "echo", b),
+        close: () => {
+          if (process.env.RM_STATS) process.stderr.write(`${JSON.stringify(s.stats().messaging)}\n`);
+          return s.stop();
+        },
+      };
     }
     case "moleculer": {
       const { ServiceBroker } = require("moleculer");
@@ -85,7 +103,9 @@ async function makeSender(): Promise<{ send: Send; close: () => Promise<void> }>
     }
     case "hydra": {
       const hydra = require("hydra");
-      await hydra.init({ hydra: { serviceName: "hcaller", serviceIP: "127.0.0.1", servicePort: 0, redis: { url } } });
+      await hydra.init({
+        hydra: { serviceName: "hcaller", serviceIP: "127.0.0.1", servicePort: 0, redis: { url } },
+      });
       await hydra.registerService();
       const iid = hydra.getInstanceID();
       const pending = new Map<string, (v: unknown) => void>();
@@ -236,5 +256,7 @@ async function caller(): Promise<void> {
   process.exit(0);
 }
 
+// --cpu-prof writes its profile on a normal exit only.
+process.on("SIGINT", () => process.exit(0));
 if (role === "callee") await callee();
 else await caller();

@@ -13,8 +13,15 @@ import { createInterface } from "node:readline";
 import { startRedis } from "../test/helpers/redis-server.js";
 
 const quick = process.argv.includes("--quick");
-const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
-const plan = { concurrency: [1, 64, 256], ms: quick ? 2000 : 5000, rate: 20_000 };
+const only = process.argv
+  .find((a) => a.startsWith("--only="))
+  ?.slice(7)
+  .split(",");
+const plan = {
+  concurrency: process.env.RM_CONC ? process.env.RM_CONC.split(",").map(Number) : [1, 64, 256],
+  ms: quick ? 2000 : 5000,
+  rate: 20_000,
+};
 const SYSTEMS = ["redmesh", "moleculer", "hydra", "raw-node-redis", "raw-ioredis"].filter(
   (s) => !only || only.includes(s),
 );
@@ -29,7 +36,9 @@ interface Cell {
 type Result = Record<string, Cell>;
 
 function run(args: string[]): { proc: ChildProcess; line: Promise<Record<string, unknown>> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", peer, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const proc = spawn(process.execPath, ["--import", "tsx", peer, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
   const line = new Promise<Record<string, unknown>>((resolve, reject) => {
     rl.once("line", (l) => resolve(JSON.parse(l)));
@@ -90,7 +99,9 @@ const rawBest = (key: string, field: "rps" | "p50") => {
   return field === "rps" ? Math.max(a, b) : Math.min(a, b);
 };
 const rows: string[] = [];
-rows.push("| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed 20k/s: done req/s | fixed p50 / p99 ms | idle RSS MiB |");
+rows.push(
+  "| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed 20k/s: done req/s | fixed p50 / p99 ms | idle RSS MiB |",
+);
 rows.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const sys of SYSTEMS) {
   const r = results[sys];
@@ -127,7 +138,10 @@ const version = (name: string) => {
     return "?";
   }
 };
-const redisVersion = execFileSync("redis-server", ["--version"]).toString().match(/v=(\S+)/)?.[1] ?? "?";
+const redisVersion =
+  execFileSync("redis-server", ["--version"])
+    .toString()
+    .match(/v=(\S+)/)?.[1] ?? "?";
 const header = `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}, redis-server ${redisVersion}; moleculer ${version("moleculer")}, hydra ${version("hydra")}, @redis/client ${version("@redis/client")}, ioredis ${version("ioredis")}. ${quick ? "--quick: 2 s" : "5 s"} per cell after a warm-up, one run each; echo of \`{"a":1,"s":"hello"}\`; caller and callee in separate processes, one redis-server.`;
 const table = `${header}\n\n${rows.join("\n")}\n\n${ratios.join("\n")}\n`;
 console.log(`\nRPC benchmark (npm run bench -- rpc${quick ? " --quick" : ""})\n\n${table}`);

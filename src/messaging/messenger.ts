@@ -262,7 +262,24 @@ export class Messenger extends EventEmitter<MessengerEvents> {
    * the message is too large or cannot be serialised.
    */
   enqueue(channel: string, msg: UmfShort, frames: boolean, listener?: PublishListener): void {
-    const text = serialize(msg, this.#maxBytes, this.#secret);
+    this.enqueueText(channel, serialize(msg, this.#maxBytes, this.#secret), frames, listener);
+  }
+
+  /** True when outgoing messages are signed (they must then go through {@link enqueue}). */
+  get signing(): boolean {
+    return this.#secret !== undefined;
+  }
+
+  /** Largest message size in bytes. */
+  get maxBytes(): number {
+    return this.#maxBytes;
+  }
+
+  /**
+   * Queue an already serialised (unsigned, size-checked) message: the hot path of RPC, which writes
+   * the envelope's JSON directly instead of building an object and serialising it.
+   */
+  enqueueText(channel: string, text: string, frames: boolean, listener?: PublishListener): void {
     if (!frames || !this.#coalesce) {
       this.#publish(channel, text, [listener], 1);
       return;
@@ -282,10 +299,10 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     b.bytes += text.length + 1;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      // setImmediate runs right after this turn's I/O callbacks and their microtasks: everything
-      // produced by one socket read (e.g. 64 replies) leaves in one PUBLISH, and a lone message waits
-      // only for the end of the current turn.
-      setImmediate(this.#flush);
+      // A microtask runs after the continuations already queued by this socket read (one per
+      // request or reply it carried), so they share one PUBLISH; a lone message is not delayed at all
+      // (setImmediate cost ≈ 40 µs of p50 at concurrency 1).
+      queueMicrotask(this.#flush);
     }
   }
 
@@ -302,7 +319,12 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     this.#publish(b.channel, text, b.listeners, n);
   }
 
-  #publish(channel: string, text: string, listeners: Array<PublishListener | undefined>, n: number): void {
+  #publish(
+    channel: string,
+    text: string | Buffer,
+    listeners: Array<PublishListener | undefined>,
+    n: number,
+  ): void {
     this.stats.publishes++;
     this.stats.sent += n;
     this.#redis.publish(channel, text).then(

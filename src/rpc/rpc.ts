@@ -25,6 +25,7 @@ import {
   ErrorCode,
   errorFromWire,
   errorToWire,
+  MessageError,
   NoInstanceError,
   RedmeshError,
   type RedmeshErrorOptions,
@@ -38,7 +39,7 @@ import { assertServiceName, type Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { Messenger, type PublishListener } from "../messaging/messenger.js";
 import type { PickContext } from "../messaging/picker.js";
-import { splitRoute } from "../messaging/wire.js";
+import { overLimit, splitRoute } from "../messaging/wire.js";
 import type { Discovery, Instance } from "../registry/index.js";
 import type { Schema } from "./contract.js";
 import { DeadlineTimer } from "./deadlines.js";
@@ -246,6 +247,9 @@ export class Rpc {
   readonly #handlers = new Map<string, HandlerEntry>();
   readonly #running = new Map<string, Running>();
   readonly #validNames = new Set<string>();
+  readonly #channels = new Map<string, string>();
+  /** Reused for every pick (pickers are synchronous). */
+  readonly #pickCtx: { service: string; exclude?: ReadonlySet<string>; key?: string } = { service: "" };
   readonly #callTimer: DeadlineTimer;
   readonly #handlerTimer: DeadlineTimer;
   #open = true;
@@ -456,18 +460,21 @@ export class Rpc {
   }
 
   #send(m: UmfShort, svc: string, iid: string, typ: string, bdy: unknown): void {
-    const reply: UmfShort = {
-      to: m.frm,
-      frm: m.to,
-      mid: this.#m.nextMid(),
-      rmid: m.mid,
-      typ,
-      bdy,
-    } as UmfShort;
     // Only redmesh callers send type "rpc", and every redmesh caller reads frames.
     const frames = m.typ === RpcType.REQUEST;
+    const channel = this.#channel(svc, iid);
     try {
-      this.#m.enqueue(this.#keys.instanceChannel(svc, iid), reply, frames);
+      if (frames && !this.#m.signing) {
+        const body = JSON.stringify(bdy);
+        const text = `{"to":${JSON.stringify(m.frm)},"frm":${JSON.stringify(m.to)},"mid":"${this.#m.nextMid()}","rmid":${JSON.stringify(
+          m.mid,
+        )},"typ":"${typ}"${body === undefined ? "" : `,"bdy":${body}`}}`;
+        if (overLimit(text, this.#m.maxBytes)) throw tooLarge(text, this.#m.maxBytes);
+        this.#m.enqueueText(channel, text, true);
+        return;
+      }
+      const reply = { to: m.frm, frm: m.to, mid: this.#m.nextMid(), rmid: m.mid, typ, bdy } as UmfShort;
+      this.#m.enqueue(channel, reply, frames);
     } catch (err) {
       // The result could not be serialised or is too large: tell the caller instead.
       if (typ === RpcType.ERROR) {
@@ -475,9 +482,23 @@ export class Rpc {
         return;
       }
       const e = err instanceof RedmeshError ? err.toJSON() : errorToWire(err);
-      const code = e.code === ErrorCode.INVALID_MESSAGE ? ErrorCode.SERIALIZATION : e.code;
+      const code =
+        e.code === ErrorCode.INVALID_MESSAGE || e.code === ErrorCode.REMOTE
+          ? ErrorCode.SERIALIZATION
+          : e.code;
       this.#send(m, svc, iid, RpcType.ERROR, { ...e, code });
     }
+  }
+
+  /** Direct channel of an instance, cached (built once per instance instead of once per message). */
+  #channel(service: string, iid: string): string {
+    let ch = this.#channels.get(iid);
+    if (ch === undefined) {
+      if (this.#channels.size > 10_000) this.#channels.clear();
+      ch = this.#keys.instanceChannel(service, iid);
+      this.#channels.set(iid, ch);
+    }
+    return ch;
   }
 
   /** @internal A handler read `ctx.signal`: make sure its deadline aborts it. */
@@ -602,10 +623,13 @@ export class Rpc {
       for (const c of candidates) if (c.id === p.iid) inst = c;
     } else {
       try {
-        const ctx: PickContext = { service: p.service };
+        const ctx = this.#pickCtx;
+        ctx.service = p.service;
         if (p.exclude) ctx.exclude = p.exclude;
+        else delete ctx.exclude;
         if (p.key !== undefined) ctx.key = p.key;
-        inst = this.#m.pick(candidates, ctx);
+        else delete ctx.key;
+        inst = this.#m.pick(candidates, ctx as PickContext);
       } catch (err) {
         this.#fail(p, asRedmesh(err));
         return;
@@ -618,6 +642,28 @@ export class Rpc {
     }
     p.frames = Messenger.acceptsFrames(inst);
     p.redmeshTarget = inst?.redmesh ?? false;
+    p.sent = true;
+    p.sentAt = performance.now();
+    const channel = this.#channel(p.service, p.iid);
+    if (p.frames && !this.#m.signing) {
+      // Hot path: write the envelope's JSON directly (ids, names and methods need no escaping).
+      let text: string;
+      try {
+        const body = JSON.stringify(p.params);
+        text = `{"to":"${p.iid}@${p.service}:/${p.method}","frm":"${this.#m.route}","mid":"${p.mid}","typ":"rpc"${
+          body === undefined ? "" : `,"bdy":${body}`
+        },"tmo":${p.timeoutMs},"dl":${p.deadline}${p.cid === undefined ? "" : `,"cid":${JSON.stringify(p.cid)}`}${
+          p.tp === undefined ? "" : `,"tp":${JSON.stringify(p.tp)}`
+        }}`;
+        if (overLimit(text, this.#m.maxBytes)) throw tooLarge(text, this.#m.maxBytes);
+      } catch (err) {
+        this.#fail(p, asRedmesh(err, ErrorCode.SERIALIZATION));
+        return;
+      }
+      this.#m.picker.onStart?.(p.service, p.iid);
+      this.#m.enqueueText(channel, text, true, p);
+      return;
+    }
     const msg = {
       to: `${p.iid}@${p.service}:/${p.method}`,
       frm: this.#m.route,
@@ -634,11 +680,9 @@ export class Rpc {
     }
     if (p.cid !== undefined) msg.cid = p.cid;
     if (p.tp !== undefined) msg.tp = p.tp;
-    p.sent = true;
-    p.sentAt = performance.now();
     this.#m.picker.onStart?.(p.service, p.iid);
     try {
-      this.#m.enqueue(this.#keys.instanceChannel(p.service, p.iid), msg, p.frames, p);
+      this.#m.enqueue(channel, msg, p.frames, p);
     } catch (err) {
       this.#fail(p, asRedmesh(err));
     }
@@ -778,7 +822,8 @@ export class Rpc {
     this.#pending.delete(p.mid);
     if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
     if (p.retryTimer) clearTimeout(p.retryTimer);
-    if (this.#pending.size === 0) this.#callTimer.clear();
+    // The deadline timer stays armed when nothing is pending (it is unref'd and finds nothing):
+    // clearing and re-arming it around every call at concurrency 1 would cost a timer per call.
   }
 
   #succeed(p: PendingCall, value: unknown): void {
@@ -817,9 +862,20 @@ export class Rpc {
   }
 }
 
-function asRedmesh(err: unknown): RedmeshError {
+function asRedmesh(err: unknown, code: string = ErrorCode.REMOTE): RedmeshError {
   if (err instanceof RedmeshError) return err;
-  return new RemoteError(ErrorCode.REMOTE, err instanceof Error ? err.message : String(err), { cause: err });
+  return new RemoteError(code, err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+function tooLarge(text: string, maxBytes: number): MessageError {
+  const bytes = Buffer.byteLength(text);
+  return new MessageError(
+    ErrorCode.MESSAGE_TOO_LARGE,
+    `message of ${bytes} bytes exceeds the ${maxBytes}-byte limit`,
+    {
+      data: { bytes, maxBytes },
+    },
+  );
 }
 
 function validationWire(method: string, what: "params" | "result", error: unknown): WireError {
