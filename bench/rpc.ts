@@ -17,10 +17,12 @@ const only = process.argv
   .find((a) => a.startsWith("--only="))
   ?.slice(7)
   .split(",");
+const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+const rounds = Number(arg("rounds") ?? (quick ? 1 : 2));
 const plan = {
-  concurrency: process.env.RM_CONC ? process.env.RM_CONC.split(",").map(Number) : [1, 64, 256],
-  ms: quick ? 2000 : 5000,
-  rate: 20_000,
+  concurrency: (arg("concurrency") ?? "1,64,256").split(",").map(Number),
+  ms: Number(arg("ms") ?? (quick ? 2000 : 3000)),
+  rate: Number(arg("rate") ?? 20_000),
 };
 const SYSTEMS = ["redmesh", "moleculer", "hydra", "raw-node-redis", "raw-ioredis"].filter(
   (s) => !only || only.includes(s),
@@ -51,18 +53,29 @@ const redis = await startRedis();
 const results: Record<string, Result> = {};
 const rss: Record<string, number> = {};
 try {
-  for (const sys of SYSTEMS) {
-    await redis.cli("FLUSHALL");
-    const callee = run(["callee", sys, redis.url]);
-    await callee.line;
-    const caller = run(["caller", sys, redis.url, JSON.stringify(plan)]);
-    try {
-      results[sys] = (await caller.line) as unknown as Result;
-    } finally {
-      callee.proc.kill("SIGKILL");
-      caller.proc.kill("SIGKILL");
+  // Rounds interleave the systems, so a noisy neighbour slows all of them alike; per cell the best
+  // round is kept (noise only ever slows a run down).
+  for (let round = 1; round <= rounds; round++) {
+    for (const sys of SYSTEMS) {
+      await redis.cli("FLUSHALL");
+      const callee = run(["callee", sys, redis.url]);
+      await callee.line;
+      const caller = run(["caller", sys, redis.url, JSON.stringify(plan)]);
+      let r: Result;
+      try {
+        r = (await caller.line) as unknown as Result;
+      } finally {
+        callee.proc.kill("SIGKILL");
+        caller.proc.kill("SIGKILL");
+      }
+      results[sys] ??= {};
+      const best = results[sys] as Result;
+      for (const [cell, v] of Object.entries(r)) {
+        const prev = best[cell];
+        if (!prev || v.rps > prev.rps) best[cell] = v;
+      }
+      process.stderr.write(`round ${round} ${sys}: ${JSON.stringify(r)}\n`);
     }
-    process.stderr.write(`${sys}: ${JSON.stringify(results[sys])}\n`);
   }
 
   // Idle RSS of one service process per framework, plain node (compiled redmesh, as users run it).
@@ -100,7 +113,7 @@ const rawBest = (key: string, field: "rps" | "p50") => {
 };
 const rows: string[] = [];
 rows.push(
-  "| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed 20k/s: done req/s | fixed p50 / p99 ms | idle RSS MiB |",
+  `| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed ${plan.rate / 1000}k/s: done req/s | fixed p50 / p99 ms | idle RSS MiB |`,
 );
 rows.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const sys of SYSTEMS) {
@@ -142,7 +155,7 @@ const redisVersion =
   execFileSync("redis-server", ["--version"])
     .toString()
     .match(/v=(\S+)/)?.[1] ?? "?";
-const header = `Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}, redis-server ${redisVersion}; moleculer ${version("moleculer")}, hydra ${version("hydra")}, @redis/client ${version("@redis/client")}, ioredis ${version("ioredis")}. ${quick ? "--quick: 2 s" : "5 s"} per cell after a warm-up, one run each; echo of \`{"a":1,"s":"hello"}\`; caller and callee in separate processes, one redis-server.`;
+const header = `${quick ? "Quick run. " : ""}Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}, redis-server ${redisVersion}; moleculer ${version("moleculer")}, hydra ${version("hydra")}, @redis/client ${version("@redis/client")}, ioredis ${version("ioredis")}. ${plan.ms / 1000} s per cell after a warm-up, best of ${rounds} interleaved round(s) per cell; echo of \`{"a":1,"s":"hello"}\`; caller and callee in separate processes, one redis-server.`;
 const table = `${header}\n\n${rows.join("\n")}\n\n${ratios.join("\n")}\n`;
 console.log(`\nRPC benchmark (npm run bench -- rpc${quick ? " --quick" : ""})\n\n${table}`);
 

@@ -248,6 +248,7 @@ export class Rpc {
   readonly #running = new Map<string, Running>();
   readonly #validNames = new Set<string>();
   readonly #channels = new Map<string, string>();
+  readonly #callers = new Map<string, { iid: string; service: string }>();
   /** Reused for every pick (pickers are synchronous). */
   readonly #pickCtx: { service: string; exclude?: ReadonlySet<string>; key?: string } = { service: "" };
   readonly #callTimer: DeadlineTimer;
@@ -362,7 +363,7 @@ export class Rpc {
 
   #request(m: UmfShort): void {
     this.#stats.requests++;
-    const caller = splitRoute(m.frm);
+    const caller = this.#callerOf(m.frm);
     if (!caller || caller.iid.length === 0) {
       this.#stats.unroutable++;
       return;
@@ -421,13 +422,13 @@ export class Rpc {
     void this.#run(h, ctx, params, caller.service, caller.iid);
   }
 
-  async #run(h: HandlerEntry, ctx: Running, params: unknown, svc: string, iid: string): Promise<void> {
-    const m = ctx.message;
+  #run(h: HandlerEntry, ctx: Running, params: unknown, svc: string, iid: string): void {
     h.inFlight++;
     const end = this.#beginWork();
-    this.#running.set(m.mid, ctx);
+    this.#running.set(ctx.message.mid, ctx);
+    let out: unknown;
     try {
-      let result = await runInSpan(`rpc ${this.#service}.${ctx.method}`, ctx.traceparent, (tp) => {
+      out = runInSpan(this.#service, ctx.method, ctx.traceparent, (tp) => {
         ctx.traceparent = tp;
         const wc =
           tp === undefined
@@ -435,6 +436,40 @@ export class Rpc {
             : { correlationId: ctx.correlationId, traceparent: tp };
         return runWithContext(wc, () => h.fn(params, ctx));
       });
+    } catch (err) {
+      this.#finish(h, ctx, svc, iid, end, false, err);
+      return;
+    }
+    if (typeof (out as PromiseLike<unknown> | undefined)?.then === "function") {
+      (out as PromiseLike<unknown>).then(
+        (v) => this.#finish(h, ctx, svc, iid, end, true, v),
+        (e: unknown) => this.#finish(h, ctx, svc, iid, end, false, e),
+      );
+    } else {
+      // A synchronous handler is answered at once: no promise, no extra microtask.
+      this.#finish(h, ctx, svc, iid, end, true, out);
+    }
+  }
+
+  #finish(
+    h: HandlerEntry,
+    ctx: Running,
+    svc: string,
+    iid: string,
+    end: () => void,
+    ok: boolean,
+    value: unknown,
+  ): void {
+    const m = ctx.message;
+    h.inFlight--;
+    this.#running.delete(m.mid);
+    try {
+      if (!ok) {
+        this.#stats.handlerErrors++;
+        if (!ctx.cancelled) this.#replyError(m, svc, iid, errorToWire(value));
+        return;
+      }
+      let result = value;
       if (h.result) {
         const res = h.result.safeParse(result);
         if (!res.success) {
@@ -446,11 +481,8 @@ export class Rpc {
       }
       if (!ctx.cancelled) this.#send(m, svc, iid, RpcType.RESULT, result);
     } catch (err) {
-      this.#stats.handlerErrors++;
-      if (!ctx.cancelled) this.#replyError(m, svc, iid, errorToWire(err));
+      this.#logger.warn({ err }, "could not answer an RPC request");
     } finally {
-      h.inFlight--;
-      this.#running.delete(m.mid);
       end();
     }
   }
@@ -488,6 +520,19 @@ export class Rpc {
           : e.code;
       this.#send(m, svc, iid, RpcType.ERROR, { ...e, code });
     }
+  }
+
+  /** Parse (and cache) a caller route: callers are few, requests many. */
+  #callerOf(frm: string): { iid: string; service: string } | undefined {
+    let c = this.#callers.get(frm);
+    if (c === undefined) {
+      const r = splitRoute(frm);
+      if (!r) return undefined;
+      if (this.#callers.size > 10_000) this.#callers.clear();
+      c = { iid: r.iid, service: r.service };
+      this.#callers.set(frm, c);
+    }
+    return c;
   }
 
   /** Direct channel of an instance, cached (built once per instance instead of once per message). */

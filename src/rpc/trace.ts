@@ -63,11 +63,13 @@ export function childTraceparent(tp: string): string {
 }
 
 /**
- * Run `fn` inside a child span of `tp` (OpenTelemetry present), passing the child's traceparent.
+ * Run `fn` inside a child span of `tp` named `rpc <service>.<method>` (OpenTelemetry present),
+ * passing the child's traceparent.
  * Without OpenTelemetry (or without `tp`) it just calls `fn`.
  */
 export function runInSpan<T>(
-  name: string,
+  service: string,
+  method: string,
   tp: string | undefined,
   fn: (childTp: string | undefined) => T,
 ): T {
@@ -82,7 +84,7 @@ export function runInSpan<T>(
     isRemote: true,
   });
   const tracer = api.trace.getTracer("redmesh");
-  return tracer.startActiveSpan(name, { kind: api.SpanKind.SERVER }, parent, (span) => {
+  return tracer.startActiveSpan(`rpc ${service}.${method}`, { kind: api.SpanKind.SERVER }, parent, (span) => {
     const sc = span.spanContext();
     const child = `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, "0")}`;
     let out: T;
