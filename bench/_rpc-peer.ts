@@ -3,6 +3,7 @@
  * an echo; `caller <system> <redisUrl> <plan-json>` drives it and prints one JSON line of results.
  * Systems: redmesh, moleculer, hydra, raw-node-redis, raw-ioredis.
  */
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -182,6 +183,27 @@ async function makeSender(): Promise<{ send: Send; close: () => Promise<void> }>
   }
 }
 
+/** CPU time (user + system) of a process in µs, from /proc (Linux); NaN elsewhere. */
+function procCpuUs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 14 and 15 (utime, stime) in clock ticks, 100 per second on Linux.
+    return ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+let calleePid = 0;
+const cpuNow = () => ({ me: process.cpuUsage(), callee: procCpuUs(calleePid) });
+const cpuPerCall = (t0: ReturnType<typeof cpuNow>, n: number) => {
+  const me = process.cpuUsage(t0.me);
+  return {
+    callerCpuUs: (me.user + me.system) / n,
+    calleeCpuUs: (procCpuUs(calleePid) - t0.callee) / n,
+  };
+};
+
 function pct(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
@@ -203,14 +225,16 @@ async function closedLoop(send: Send, c: number, ms: number) {
   await sleep(Math.min(1000, ms / 3)); // warm-up
   record = true;
   const t0 = performance.now();
+  const c0 = cpuNow();
   await sleep(ms);
   record = false;
   const elapsed = performance.now() - t0;
   const n = lat.length;
+  const cpu = cpuPerCall(c0, n);
   stop = true;
   await Promise.all(workers);
   const s = Float64Array.from(lat).sort();
-  return { rps: n / (elapsed / 1000), p50: pct(s, 0.5), p99: pct(s, 0.99) };
+  return { rps: n / (elapsed / 1000), p50: pct(s, 0.5), p99: pct(s, 0.99), ...cpu };
 }
 
 /** Open loop: requests arrive at a fixed rate (spread over each millisecond), whatever the replies do. */
@@ -246,7 +270,13 @@ async function fixedRate(send: Send, rate: number, ms: number) {
 }
 
 async function caller(): Promise<void> {
-  const plan = JSON.parse(planJson ?? "{}") as { concurrency: number[]; ms: number; rate: number };
+  const plan = JSON.parse(planJson ?? "{}") as {
+    concurrency: number[];
+    ms: number;
+    rate: number;
+    calleePid?: number;
+  };
+  calleePid = plan.calleePid ?? 0;
   const { send, close } = await makeSender();
   const out: Record<string, unknown> = {};
   for (const c of plan.concurrency) out[`c${c}`] = await closedLoop(send, c, plan.ms);

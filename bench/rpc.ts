@@ -31,6 +31,8 @@ const peer = new URL("./_rpc-peer.ts", import.meta.url).pathname;
 
 interface Cell {
   rps: number;
+  callerCpuUs?: number;
+  calleeCpuUs?: number;
   p50: number;
   p99: number;
   offered?: number;
@@ -59,8 +61,8 @@ try {
     for (const sys of SYSTEMS) {
       await redis.cli("FLUSHALL");
       const callee = run(["callee", sys, redis.url]);
-      await callee.line;
-      const caller = run(["caller", sys, redis.url, JSON.stringify(plan)]);
+      const hello = await callee.line;
+      const caller = run(["caller", sys, redis.url, JSON.stringify({ ...plan, calleePid: hello.pid })]);
       let r: Result;
       try {
         r = (await caller.line) as unknown as Result;
@@ -104,6 +106,7 @@ try {
 
 // ------------------------------------------------------------------ report
 const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–");
+const f1 = (n: number | undefined) => (n !== undefined && Number.isFinite(n) ? n.toFixed(1) : "–");
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : "–");
 const rm = results.redmesh;
 const rawBest = (key: string, field: "rps" | "p50") => {
@@ -113,15 +116,15 @@ const rawBest = (key: string, field: "rps" | "p50") => {
 };
 const rows: string[] = [];
 rows.push(
-  `| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed ${plan.rate / 1000}k/s: done req/s | fixed p50 / p99 ms | idle RSS MiB |`,
+  `| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed ${plan.rate / 1000}k/s: done req/s | fixed p50 / p99 ms | c=64 CPU µs/call caller + callee | idle RSS MiB |`,
 );
-rows.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+rows.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const sys of SYSTEMS) {
   const r = results[sys];
   if (!r) continue;
   const c = (k: string) => r[k] ?? { rps: Number.NaN, p50: Number.NaN, p99: Number.NaN };
   rows.push(
-    `| ${sys} | ${f0(c("c1").rps)} | ${f2(c("c1").p50)} / ${f2(c("c1").p99)} | ${f0(c("c64").rps)} | ${f2(c("c64").p50)} / ${f2(c("c64").p99)} | ${f0(c("c256").rps)} | ${f2(c("c256").p50)} / ${f2(c("c256").p99)} | ${f0(c("fixed").rps)} | ${f2(c("fixed").p50)} / ${f2(c("fixed").p99)} | ${rss[sys] === undefined ? "–" : rss[sys].toFixed(1)} |`,
+    `| ${sys} | ${f0(c("c1").rps)} | ${f2(c("c1").p50)} / ${f2(c("c1").p99)} | ${f0(c("c64").rps)} | ${f2(c("c64").p50)} / ${f2(c("c64").p99)} | ${f0(c("c256").rps)} | ${f2(c("c256").p50)} / ${f2(c("c256").p99)} | ${f0(c("fixed").rps)} | ${f2(c("fixed").p50)} / ${f2(c("fixed").p99)} | ${f1(c("c64").callerCpuUs)} + ${f1(c("c64").calleeCpuUs)} | ${rss[sys] === undefined ? "–" : rss[sys].toFixed(1)} |`,
   );
 }
 const ratios: string[] = [];

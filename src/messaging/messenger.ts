@@ -380,15 +380,12 @@ export class Messenger extends EventEmitter<MessengerEvents> {
 
   async #attempt(d: Delivery): Promise<void> {
     let inst: Instance | undefined;
+    const all = await this.candidates(d.service);
     if (d.direct) {
-      const all = await this.candidates(d.service);
+      // A direct target unknown to the cache (not reconciled yet) is still tried, as plain UMF;
+      // PUBLISH tells whether it is there.
       inst = all.find((i) => i.id === d.iid);
-      if (!inst) {
-        // A direct target may be unknown to the cache (e.g. not yet reconciled): still try it.
-        inst = undefined;
-      }
     } else {
-      const all = await this.candidates(d.service);
       inst = this.#picker.pick(all, { service: d.service, exclude: d.exclude });
       if (!inst) throw new NoInstanceError(d.service);
       d.iid = inst.id;
