@@ -23,6 +23,14 @@ import type { Discovery, Instance } from "../registry/index.js";
 import { type InstancePicker, type PickContext, randomPicker } from "./picker.js";
 import { DropReason, type DropReasonValue, FRAME_FORMAT, receive, serialize } from "./wire.js";
 
+/**
+ * Most messages in one frame. A frame of everything in flight makes caller and callee take turns
+ * (one batch ping-pongs between them); capping it keeps several frames in the pipeline, so both ends
+ * and Redis work at once. Measured on 2 cores, closed loop: 32 gave ≈ 1.2× the req/s of unlimited at
+ * concurrency 64 and ≈ 1.4× at 256; 16 was no better than 32.
+ */
+const MAX_FRAME_MESSAGES = 32;
+
 /** Told the outcome of one `PUBLISH` that carried a message (alone or in a frame). */
 export interface PublishListener {
   /** `receivers` is what `PUBLISH` answered (0 on error); `error` is set when Redis failed. */
@@ -297,6 +305,11 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     b.parts.push(text);
     b.listeners.push(listener);
     b.bytes += text.length + 1;
+    if (b.parts.length >= MAX_FRAME_MESSAGES) {
+      this.#outbox.delete(channel);
+      this.#publishBatch(b);
+      return;
+    }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // A microtask runs after the continuations already queued by this socket read (one per
