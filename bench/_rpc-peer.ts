@@ -222,7 +222,7 @@ async function closedLoop(send: Send, c: number, ms: number) {
     }
   };
   const workers = Array.from({ length: c }, worker);
-  await sleep(Math.min(1000, ms / 3)); // warm-up
+  await sleep(Math.min(500, ms / 3)); // warm-up
   record = true;
   const t0 = performance.now();
   const c0 = cpuNow();
