@@ -247,6 +247,7 @@ export class Rpc {
   readonly #handlers = new Map<string, HandlerEntry>();
   readonly #running = new Map<string, Running>();
   readonly #validNames = new Set<string>();
+  readonly #validMethods = new Set<string>();
   readonly #channels = new Map<string, string>();
   readonly #callers = new Map<string, { iid: string; service: string }>();
   /** Reused for every pick (pickers are synchronous). */
@@ -585,17 +586,26 @@ export class Rpc {
           assertServiceName(service);
         } else {
           assertServiceName(target);
+          if (this.#validNames.size > 10_000) this.#validNames.clear();
           this.#validNames.add(target);
-        }
-        if (typeof method !== "string" || !METHOD_NAME.test(method)) {
-          throw new ValidationError(`invalid method name ${JSON.stringify(method)}`, {
-            code: ErrorCode.VALIDATION,
-          });
         }
       } catch (err) {
         this.#stats.failed++;
         return Promise.reject(err);
       }
+    }
+    // The method goes into the request's JSON unescaped: it must always be checked.
+    if (!this.#validMethods.has(method)) {
+      if (typeof method !== "string" || !METHOD_NAME.test(method)) {
+        this.#stats.failed++;
+        return Promise.reject(
+          new ValidationError(
+            `invalid method name ${JSON.stringify(method)}: use 1-128 of A-Z a-z 0-9 _ . - /`,
+          ),
+        );
+      }
+      if (this.#validMethods.size > 10_000) this.#validMethods.clear();
+      this.#validMethods.add(method);
     }
     if (!this.#open) {
       this.#stats.failed++;
@@ -688,7 +698,8 @@ export class Rpc {
     p.frames = Messenger.acceptsFrames(inst);
     p.redmeshTarget = inst?.redmesh ?? false;
     p.sent = true;
-    p.sentAt = performance.now();
+    // Latency is measured only for pickers that learn from it.
+    p.sentAt = this.#m.picker.onEnd ? performance.now() : 0;
     const channel = this.#channel(p.service, p.iid);
     if (p.frames && !this.#m.signing) {
       // Hot path: write the envelope's JSON directly (ids, names and methods need no escaping).

@@ -124,6 +124,9 @@ describe("messaging and RPC", () => {
     const took = Date.now() - t0;
     assert.ok(took >= 140 && took < 1000, `timed out in ${took} ms`);
     await assert.rejects(a.call("ghost", "x"), NoInstanceError);
+    // Bad method names are rejected before anything is sent, also for a target already called.
+    await assert.rejects(a.call("callee", 'bad"name'), ValidationError);
+    await assert.rejects(a.call("callee", ""), ValidationError);
     assert.equal(a.stats().rpc.pending, 0, "no pending entry left behind");
   });
 
