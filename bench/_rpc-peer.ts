@@ -195,12 +195,14 @@ function procCpuUs(pid: number): number {
   }
 }
 let calleePid = 0;
-const cpuNow = () => ({ me: process.cpuUsage(), callee: procCpuUs(calleePid) });
+let redisPid = 0;
+const cpuNow = () => ({ me: process.cpuUsage(), callee: procCpuUs(calleePid), redis: procCpuUs(redisPid) });
 const cpuPerCall = (t0: ReturnType<typeof cpuNow>, n: number) => {
   const me = process.cpuUsage(t0.me);
   return {
     callerCpuUs: (me.user + me.system) / n,
     calleeCpuUs: (procCpuUs(calleePid) - t0.callee) / n,
+    redisCpuUs: (procCpuUs(redisPid) - t0.redis) / n,
   };
 };
 
@@ -275,8 +277,10 @@ async function caller(): Promise<void> {
     ms: number;
     rate: number;
     calleePid?: number;
+    redisPid?: number;
   };
   calleePid = plan.calleePid ?? 0;
+  redisPid = plan.redisPid ?? 0;
   const { send, close } = await makeSender();
   const out: Record<string, unknown> = {};
   for (const c of plan.concurrency) out[`c${c}`] = await closedLoop(send, c, plan.ms);

@@ -33,6 +33,7 @@ interface Cell {
   rps: number;
   callerCpuUs?: number;
   calleeCpuUs?: number;
+  redisCpuUs?: number;
   p50: number;
   p99: number;
   offered?: number;
@@ -62,7 +63,12 @@ try {
       await redis.cli("FLUSHALL");
       const callee = run(["callee", sys, redis.url]);
       const hello = await callee.line;
-      const caller = run(["caller", sys, redis.url, JSON.stringify({ ...plan, calleePid: hello.pid })]);
+      const caller = run([
+        "caller",
+        sys,
+        redis.url,
+        JSON.stringify({ ...plan, calleePid: hello.pid, redisPid: redis.pid }),
+      ]);
       let r: Result;
       try {
         r = (await caller.line) as unknown as Result;
@@ -116,7 +122,7 @@ const rawBest = (key: string, field: "rps" | "p50") => {
 };
 const rows: string[] = [];
 rows.push(
-  `| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed ${plan.rate / 1000}k/s: done req/s | fixed p50 / p99 ms | c=64 CPU µs/call caller + callee | idle RSS MiB |`,
+  `| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed ${plan.rate / 1000}k/s: done req/s | fixed p50 / p99 ms | c=64 CPU µs/call caller + callee + Redis | idle RSS MiB |`,
 );
 rows.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const sys of SYSTEMS) {
@@ -124,7 +130,7 @@ for (const sys of SYSTEMS) {
   if (!r) continue;
   const c = (k: string) => r[k] ?? { rps: Number.NaN, p50: Number.NaN, p99: Number.NaN };
   rows.push(
-    `| ${sys} | ${f0(c("c1").rps)} | ${f2(c("c1").p50)} / ${f2(c("c1").p99)} | ${f0(c("c64").rps)} | ${f2(c("c64").p50)} / ${f2(c("c64").p99)} | ${f0(c("c256").rps)} | ${f2(c("c256").p50)} / ${f2(c("c256").p99)} | ${f0(c("fixed").rps)} | ${f2(c("fixed").p50)} / ${f2(c("fixed").p99)} | ${f1(c("c64").callerCpuUs)} + ${f1(c("c64").calleeCpuUs)} | ${rss[sys] === undefined ? "–" : rss[sys].toFixed(1)} |`,
+    `| ${sys} | ${f0(c("c1").rps)} | ${f2(c("c1").p50)} / ${f2(c("c1").p99)} | ${f0(c("c64").rps)} | ${f2(c("c64").p50)} / ${f2(c("c64").p99)} | ${f0(c("c256").rps)} | ${f2(c("c256").p50)} / ${f2(c("c256").p99)} | ${f0(c("fixed").rps)} | ${f2(c("fixed").p50)} / ${f2(c("fixed").p99)} | ${f1(c("c64").callerCpuUs)} + ${f1(c("c64").calleeCpuUs)} + ${f1(c("c64").redisCpuUs)} | ${rss[sys] === undefined ? "–" : rss[sys].toFixed(1)} |`,
   );
 }
 const ratios: string[] = [];
