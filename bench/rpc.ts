@@ -165,7 +165,16 @@ const redisVersion =
     .toString()
     .match(/v=(\S+)/)?.[1] ?? "?";
 const header = `${quick ? "Quick run. " : ""}Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}, redis-server ${redisVersion}; moleculer ${version("moleculer")}, hydra ${version("hydra")}, @redis/client ${version("@redis/client")}, ioredis ${version("ioredis")}. ${plan.ms / 1000} s per cell after a warm-up, best of ${rounds} interleaved round(s) per cell; echo of \`{"a":1,"s":"hello"}\`; caller and callee in separate processes, one redis-server.`;
-const table = `${header}\n\n${rows.join("\n")}\n\n${ratios.join("\n")}\n`;
+const notes = [
+  "How to read it:",
+  "- c=N: closed loop, N requests in flight; req/s and latency percentiles over the cell after a warm-up.",
+  `- fixed: open loop, ${plan.rate.toLocaleString("en-US")} arrivals/s spread evenly (latency counted from the scheduled time), where batches are small; a system that cannot keep up shows it in p50/p99.`,
+  "- CPU µs/call: user + system CPU of the caller, the callee and redis-server during the c=64 cell, divided by the calls completed (from /proc; robust to noisy neighbours, unlike req/s).",
+  "- idle RSS: one service process per framework (plain node, compiled redmesh from dist/), 3 s after start, registered and listening.",
+  "- raw-*: two processes ping-ponging over PUBLISH/SUBSCRIBE with no framework (node-redis with commandOptions.timeout 0, and ioredis); the floor for one message per PUBLISH.",
+  "- Each cell keeps the best of the interleaved rounds: on a shared 2-core machine other processes only ever slow a run down.",
+].join("\n");
+const table = `${header}\n\n${rows.join("\n")}\n\n${ratios.join("\n")}\n\n${notes}\n`;
 console.log(`\nRPC benchmark (npm run bench -- rpc${quick ? " --quick" : ""})\n\n${table}`);
 
 if (!only) {
