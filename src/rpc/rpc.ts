@@ -207,6 +207,12 @@ class Running implements HandlerContext {
     }
     return this.#ac.signal;
   }
+  /** False once the caller cancelled or the deadline passed: a reply then would only be stray. */
+  get answerable(): boolean {
+    return (
+      this.reason === undefined && (this.deadline === Number.POSITIVE_INFINITY || Date.now() < this.deadline)
+    );
+  }
   get watched(): boolean {
     return this.#ac !== undefined && !this.#ac.signal.aborted;
   }
@@ -467,7 +473,7 @@ export class Rpc {
     try {
       if (!ok) {
         this.#stats.handlerErrors++;
-        if (!ctx.cancelled) this.#replyError(m, svc, iid, errorToWire(value));
+        if (ctx.answerable) this.#replyError(m, svc, iid, errorToWire(value));
         return;
       }
       let result = value;
@@ -475,12 +481,12 @@ export class Rpc {
         const res = h.result.safeParse(result);
         if (!res.success) {
           this.#stats.validationRejected++;
-          if (!ctx.cancelled) this.#replyError(m, svc, iid, validationWire(ctx.method, "result", res.error));
+          if (ctx.answerable) this.#replyError(m, svc, iid, validationWire(ctx.method, "result", res.error));
           return;
         }
         result = res.data;
       }
-      if (!ctx.cancelled) this.#send(m, svc, iid, RpcType.RESULT, result);
+      if (ctx.answerable) this.#send(m, svc, iid, RpcType.RESULT, result);
     } catch (err) {
       this.#logger.warn({ err }, "could not answer an RPC request");
     } finally {
@@ -774,6 +780,12 @@ export class Rpc {
   }
 
   #reply(p: PendingCall, m: UmfShort): void {
+    if (Date.now() > p.deadline) {
+      // Past the deadline the answer is a timeout, whichever timer or socket read came first.
+      this.#stats.strayReplies++;
+      this.#timeout(p);
+      return;
+    }
     if (m.typ === RpcType.ERROR) {
       const err = errorFromWire(m.bdy);
       // Rejected before running (draining) is as safe to retry as no receiver.
@@ -852,18 +864,21 @@ export class Rpc {
   #sweepCalls(now: number): number {
     let next = Number.POSITIVE_INFINITY;
     for (const p of this.#pending.values()) {
-      if (p.deadline <= now) {
-        this.#stats.timeouts++;
-        this.#cancelRemote(p);
-        this.#fail(
-          p,
-          new TimeoutError(`call to "${p.service}.${p.method}" got no reply within ${p.timeoutMs} ms`, {
-            data: { service: p.service, method: p.method, instance: p.iid, timeoutMs: p.timeoutMs },
-          }),
-        );
-      } else if (p.deadline < next) next = p.deadline;
+      if (p.deadline <= now) this.#timeout(p);
+      else if (p.deadline < next) next = p.deadline;
     }
     return next;
+  }
+
+  #timeout(p: PendingCall): void {
+    this.#stats.timeouts++;
+    this.#cancelRemote(p);
+    this.#fail(
+      p,
+      new TimeoutError(`call to "${p.service}.${p.method}" got no reply within ${p.timeoutMs} ms`, {
+        data: { service: p.service, method: p.method, instance: p.iid, timeoutMs: p.timeoutMs },
+      }),
+    );
   }
 
   #end(p: PendingCall, ok: boolean, error?: unknown): void {
