@@ -28,9 +28,11 @@ export {
 } from "./keys.js";
 export * from "./log/index.js";
 export { type LogFn, type Logger, silentLogger } from "./logger.js";
+export * from "./messaging/index.js";
 export * from "./queue/index.js";
 export * from "./redis/index.js";
 export * from "./registry/index.js";
+export * from "./rpc/index.js";
 export {
   createService,
   DEFAULT_SERVICE_OPTIONS,

@@ -13,16 +13,37 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname as osHostname } from "node:os";
-import { z } from "zod";
+import {
+  type Balancer,
+  type BalancerOptions,
+  createBalancer,
+  LoadTracker,
+  type StrategyName,
+} from "./balancer/index.js";
 import { type ConfigClient, type ConfigOptions, createConfigClient } from "./config/index.js";
-import { ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
+import type { UmfMessage } from "./envelope/index.js";
+import { AbortError, ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
 import { appendHealthLog, type HealthCheck, HealthMonitor, type HealthSnapshot } from "./health/index.js";
 import { assertInstanceId, assertServiceName, createKeys, type Keys } from "./keys.js";
 import { createServiceLog, type LogOptions, type ServiceLog } from "./log/index.js";
 import { type Logger, silentLogger } from "./logger.js";
+import { type InstancePicker, type MessagingStats, Messenger } from "./messaging/index.js";
 import { createQueue, type Queue, type QueueOptions } from "./queue/index.js";
 import { RedisConnection, type RedisOptions } from "./redis/index.js";
 import { Discovery, InstanceStatus, type NodeEntry, Registration } from "./registry/index.js";
+import {
+  type CallOptions,
+  type Contract,
+  type HandleOptions,
+  type Handler,
+  loadOtel,
+  type MethodOf,
+  type ParamsOf,
+  type ResultOf,
+  Rpc,
+  type RpcStats,
+} from "./rpc/index.js";
+import { checkServiceOptions } from "./service-options.js";
 
 /** Options of {@link createService}. Durations are in milliseconds. */
 export interface ServiceOptions<C = unknown> {
@@ -66,6 +87,26 @@ export interface ServiceOptions<C = unknown> {
   log?: LogOptions;
   /** Shared config (`svc.config`): an optional schema (anything with zod's `safeParse`) and defaults. */
   config?: ConfigOptions<C>;
+  /** HMAC-SHA256 secret: outgoing messages are signed, signed incoming ones are verified. */
+  secret?: string | Buffer;
+  /** Drop unsigned or badly signed messages (needs `secret`). @default false */
+  requireSignature?: boolean;
+  /** Largest message accepted or sent, in bytes; checked before parsing. @default 1048576 */
+  maxMessageBytes?: number;
+  /** Default RPC call timeout. @default 10000 */
+  rpcTimeoutMs?: number;
+  /**
+   * How calls and messages choose among live instances: a strategy name (`"random"`,
+   * `"round-robin"`, `"least-outstanding"`, `"affinity"`) or full balancer options (breaker settings…).
+   * The balancer keeps a circuit breaker per instance and, for least-outstanding, reads the in-flight
+   * counts and event-loop lag instances publish in health (one MGET per target service per second at most).
+   * @default "least-outstanding"
+   */
+  balancer?: StrategyName | BalancerOptions;
+  /** A picker of your own instead of the built-in balancer (exclusive with `balancer`). */
+  picker?: InstancePicker;
+  /** Coalesce messages bound for one redmesh instance in one event-loop turn into one PUBLISH. @default true */
+  coalesce?: boolean;
 }
 
 /** Default service settings. */
@@ -84,32 +125,6 @@ export const DEFAULT_SERVICE_OPTIONS = Object.freeze({
   stopGraceMs: 5000,
   connectTimeoutMs: 5000,
 });
-
-const ms = (min: number) => z.number().int().min(min).max(86_400_000).optional();
-const optionsSchema = z
-  .object({
-    name: z.string(),
-    redis: z.any().optional(),
-    namespace: z.string().optional(),
-    version: z.string().max(64).optional(),
-    description: z.string().max(1024).optional(),
-    type: z.string().max(64).optional(),
-    ip: z.string().max(64).optional(),
-    port: z.number().int().min(0).max(65535).optional(),
-    hostName: z.string().max(255).optional(),
-    instanceId: z.string().optional(),
-    presenceTtlMs: ms(100),
-    heartbeatMs: ms(20),
-    healthIntervalMs: ms(100),
-    reconcileMs: ms(20),
-    hydraInterop: z.boolean().optional(),
-    stopGraceMs: ms(0),
-    connectTimeoutMs: ms(1),
-    logger: z.any().optional(),
-    log: z.any().optional(),
-    config: z.any().optional(),
-  })
-  .strict();
 
 /** Life-cycle states of a service. */
 export const ServiceState = {
@@ -134,6 +149,8 @@ export interface ServiceEvents {
   "redis:up": [];
   /** A non-fatal error (emitted only when someone listens; never thrown into the event loop). */
   error: [RedmeshError];
+  /** A message addressed to this instance or its service that is not RPC traffic (long form). */
+  message: [UmfMessage];
 }
 
 /** The discovery surface of a service (`svc.registry`). */
@@ -163,6 +180,10 @@ export interface ServiceStats {
   inFlight: number;
   /** Distributed log entries lost (buffer overflow while Redis was slow or down, failed writes). */
   logDropped: number;
+  /** Messaging counters (received, dropped, evicted…). */
+  messaging: MessagingStats;
+  /** RPC counters (calls, timeouts, stray replies…). */
+  rpc: RpcStats;
 }
 
 /** One running instance of a service. Create with {@link createService}. */
@@ -185,13 +206,34 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   readonly config: ConfigClient<C>;
 
   readonly #o: Required<
-    Omit<ServiceOptions, "redis" | "logger" | "instanceId" | "hydraInterop" | "log" | "config">
+    Omit<
+      ServiceOptions,
+      | "redis"
+      | "logger"
+      | "instanceId"
+      | "hydraInterop"
+      | "log"
+      | "config"
+      | "secret"
+      | "requireSignature"
+      | "maxMessageBytes"
+      | "rpcTimeoutMs"
+      | "picker"
+      | "balancer"
+      | "coalesce"
+    >
   > & {
     hydraInterop: boolean;
   };
   readonly #discovery: Discovery;
   readonly #registration: Registration;
   readonly #health: HealthMonitor;
+  readonly #messenger: Messenger;
+  readonly #rpc: Rpc;
+  readonly #loadTracker: LoadTracker | undefined;
+  #unwatchBalancer: (() => void) | undefined;
+  /** The built-in balancer (breaker states, outstanding counts), or `undefined` with a custom `picker`. */
+  readonly balancer: Balancer | undefined;
   #state: ServiceStateValue = ServiceState.IDLE;
   #draining = false;
   #inFlight = 0;
@@ -208,6 +250,8 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
     this.#discovery.reconcile().catch(() => undefined);
   };
   readonly #onRedisDown = ({ error }: { error: RedmeshError }) => {
+    // Replies to pending calls cannot arrive through a dropped subscriber: fail them now, typed.
+    this.#rpc.failAll(error);
     if (this.#state === ServiceState.RUNNING || this.#state === ServiceState.STOPPING)
       this.emit("redis:down", { error });
   };
@@ -217,15 +261,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
 
   constructor(options: ServiceOptions<C>) {
     super();
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) {
-      throw new ValidationError(
-        `invalid service options: ${z.prettifyError(parsed.error).replace(/\n/g, "; ")}`,
-        {
-          code: ErrorCode.INVALID_OPTIONS,
-        },
-      );
-    }
+    checkServiceOptions(options);
     assertServiceName(options.name);
     const instanceId = options.instanceId ?? randomUUID().replace(/-/g, "");
     assertInstanceId(instanceId);
@@ -311,6 +347,50 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       service: this.name,
       logger: this.logger,
     });
+    if (options.picker && options.balancer !== undefined) {
+      throw new ValidationError("give either `picker` or `balancer`, not both", {
+        code: ErrorCode.INVALID_OPTIONS,
+      });
+    }
+    let picker = options.picker;
+    if (!picker) {
+      const bo: BalancerOptions =
+        typeof options.balancer === "string" ? { strategy: options.balancer } : (options.balancer ?? {});
+      if (!bo.loadTracker)
+        this.#loadTracker = new LoadTracker({ redis: this.redis, keys: this.keys, logger: this.logger });
+      this.balancer = createBalancer({
+        logger: this.logger,
+        ...bo,
+        ...(this.#loadTracker ? { loadTracker: this.#loadTracker } : {}),
+      });
+      picker = this.balancer;
+    }
+    this.#messenger = new Messenger({
+      redis: this.redis,
+      keys: this.keys,
+      discovery: this.#discovery,
+      service: this.name,
+      instanceId,
+      logger: this.logger,
+      picker,
+      ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
+      ...(options.secret === undefined ? {} : { secret: options.secret }),
+      requireSignature: options.requireSignature ?? false,
+      coalesce: options.coalesce ?? true,
+      wantsMessages: () => this.listenerCount("message") > 0,
+    });
+    this.#messenger.on("message", (m) => this.emit("message", m));
+    this.#rpc = new Rpc({
+      messenger: this.#messenger,
+      discovery: this.#discovery,
+      keys: this.keys,
+      service: this.name,
+      instanceId,
+      logger: this.logger,
+      ...(options.rpcTimeoutMs === undefined ? {} : { timeoutMs: options.rpcTimeoutMs }),
+      beginWork: () => this.beginWork(),
+      draining: () => this.#draining,
+    });
     const d2 = this.#discovery;
     this.registry = {
       services: () => d2.services(),
@@ -365,7 +445,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       hostName: this.#o.hostName,
       rm: {
         v: 1,
-        frames: [],
+        frames: this.#messenger.frames,
         status: this.#draining ? InstanceStatus.DRAINING : InstanceStatus.OK,
         startedOn: this.#startedOn,
       },
@@ -391,8 +471,13 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
     try {
       await this.redis.connect({ timeoutMs: this.#o.connectTimeoutMs });
       await this.#discovery.start();
+      await this.#loadTracker?.start();
+      this.#unwatchBalancer = this.balancer?.watch(this.#discovery);
       // The config is loaded before the instance is discoverable, so its first work sees it.
       await this.config.start();
+      await loadOtel();
+      // Subscribe before registering: a message sent right after discovery finds us is not lost.
+      await this.#messenger.start();
       await this.#registration.register();
       this.#registration.startHeartbeat();
       this.#health.start();
@@ -400,6 +485,10 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       this.#state = ServiceState.STOPPED;
       this.#registration.stopHeartbeat();
       this.#health.stop();
+      this.#rpc.close();
+      await this.#messenger.stop();
+      this.#unwatchBalancer?.();
+      await this.#loadTracker?.stop();
       await this.#discovery.stop();
       await this.config.stop();
       await this.log.close({ timeoutMs: 0 });
@@ -450,10 +539,16 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
         Promise.all([...this.#queues.values()].map((q) => q.stop({ graceMs: this.#o.stopGraceMs }))),
       );
       await step("drain in-flight work", () => this.#waitIdle(this.#o.stopGraceMs));
+      this.#rpc.abortRunning(new AbortError("the stop grace period ended"));
       await step("deregister", () => this.#registration.deregister());
     }
+    // After deregistering nobody new finds us: stop listening, fail calls still waiting.
+    await step("stop messaging", () => this.#messenger.stop());
+    this.#rpc.close();
     this.#registration.stopHeartbeat();
     this.#health.stop();
+    this.#unwatchBalancer?.();
+    await step("stop load tracker", () => this.#loadTracker?.stop());
     await step("stop discovery", () => this.#discovery.stop());
     // After in-flight work drained (its last entries are buffered), before the connection closes.
     await step("stop config", () => this.config.stop());
@@ -575,7 +670,104 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       healthWrites: this.#health.stats.writes,
       inFlight: this.#inFlight,
       logDropped: this.log.stats.dropped,
+      messaging: { ...this.#messenger.stats },
+      rpc: this.#rpc.stats,
     };
+  }
+
+  // ------------------------------------------------------------- messaging and RPC
+
+  /**
+   * Register the RPC handler of `method`. Handlers get `(params, ctx)`; `ctx.signal` aborts on the
+   * call's deadline or when the caller cancels. Throw to answer with an error.
+   */
+  handle<P = unknown, R = unknown>(method: string, fn: Handler<P, R>, options?: HandleOptions<P, R>): this {
+    this.#rpc.handle(method, fn, options);
+    return this;
+  }
+
+  /** Register the handlers of a contract, with its schemas (params rejected before the handler runs). */
+  implement<A extends Record<string, { params: unknown; result: unknown }>>(
+    contract: Contract<A>,
+    handlers: { [K in keyof A]: Handler<A[K]["params"], A[K]["result"]> },
+  ): this {
+    for (const method of Object.keys(handlers) as Array<keyof A & string>) {
+      const spec = contract.methods[method];
+      const o: HandleOptions = {};
+      if (spec?.params) o.params = spec.params;
+      if (spec?.result) o.result = spec.result;
+      if (spec?.maxInFlight !== undefined) o.maxInFlight = spec.maxInFlight;
+      this.#rpc.handle(method, handlers[method] as Handler, o);
+    }
+    return this;
+  }
+
+  /**
+   * Call `method` on one live instance of a service (`"svc"` or `"iid@svc"`, or a contract for a
+   * compile-time checked call). Resolves with the result or rejects with a typed error
+   * (`ERR_TIMEOUT`, `ERR_NO_INSTANCE`, `ERR_ABORTED`, `ERR_INSTANCE_LOST`, the handler's error…).
+   */
+  call<C extends Contract, M extends MethodOf<C>>(
+    contract: C,
+    method: M,
+    params: ParamsOf<C, M>,
+    options?: CallOptions,
+  ): Promise<ResultOf<C, M>>;
+  call<R = unknown>(target: string, method: string, params?: unknown, options?: CallOptions): Promise<R>;
+  call(target: string | Contract, method: string, params?: unknown, options?: CallOptions): Promise<unknown> {
+    if (!this.#live()) return Promise.reject(this.#notRunning());
+    if (typeof target === "string") return this.#rpc.call(target, method, params, options);
+    const schema = target.methods[method]?.params;
+    if (schema) {
+      const res = schema.safeParse(params);
+      if (!res.success) {
+        return Promise.reject(
+          new ValidationError(`invalid params for "${target.service}.${method}"`, {
+            data: { method, issues: String((res.error as { message?: unknown })?.message ?? res.error) },
+          }),
+        );
+      }
+      params = res.data;
+    }
+    return this.#rpc.call(target.service, method, params, options);
+  }
+
+  /**
+   * Send a message to one live instance of `target` (`"svc"`, picked by the balancer, or
+   * `"iid@svc"`). Resolves with the id of the instance that received it. At-most-once.
+   */
+  send(
+    target: string,
+    body: unknown,
+    options?: { type?: string; headers?: Record<string, unknown> },
+  ): Promise<string> {
+    if (!this.#live()) return Promise.reject(this.#notRunning());
+    try {
+      return this.#messenger.send(target, body, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Send a message to every instance of `service`. Resolves with the number of receivers. */
+  broadcast(
+    service: string,
+    body: unknown,
+    options?: { type?: string; headers?: Record<string, unknown> },
+  ): Promise<number> {
+    if (!this.#live()) return Promise.reject(this.#notRunning());
+    return this.#messenger.broadcast(service, body, options);
+  }
+
+  #live(): boolean {
+    return this.#state === ServiceState.RUNNING || this.#state === ServiceState.STOPPING;
+  }
+
+  #notRunning(): StateError {
+    return new StateError(
+      ErrorCode.NOT_RUNNING,
+      `service "${this.name}" is not running (state: ${this.#state})`,
+    );
   }
 
   #requireRunning(): void {

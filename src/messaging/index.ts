@@ -1,0 +1,23 @@
+/**
+ * Pub/sub messaging: send, broadcast, inbound messages, coalesced frames, the instance picker seam.
+ * @module
+ */
+export {
+  type MessageRouter,
+  type MessagingStats,
+  Messenger,
+  type MessengerEvents,
+  type MessengerOptions,
+  type PublishListener,
+  parseTarget,
+} from "./messenger.js";
+export { type InstancePicker, isEligible, type PickContext, randomPicker } from "./picker.js";
+export {
+  asShort,
+  DropReason,
+  type DropReasonValue,
+  FRAME_FORMAT,
+  receive,
+  serialize,
+  splitRoute,
+} from "./wire.js";

@@ -1,0 +1,161 @@
+/**
+ * The hot-path wire codec of messaging: UMF short form, checked without building the long form,
+ * and coalesced frames.
+ *
+ * A **frame** (format {@link FRAME_FORMAT}) is a JSON array of short-form UMF messages sent in one
+ * `PUBLISH`. It travels only to instances that list the format in their `nodes` entry
+ * (`rm.frames`); a one-message batch is sent as the plain message, so Hydra peers and older
+ * redmesh instances only ever see single UMF objects.
+ *
+ * @module
+ */
+
+import { computeSignature, safeJsonParse, type UmfShort, verifySignature } from "../envelope/index.js";
+import { ErrorCode, MessageError } from "../errors.js";
+
+/** Name of the frame format (a JSON array of short-form UMF messages) advertised in `rm.frames`. */
+export const FRAME_FORMAT = "umf-array/1";
+
+/** Why an incoming payload was dropped. */
+export const DropReason = {
+  TOO_LARGE: "tooLarge",
+  MALFORMED: "malformed",
+  BAD_SIGNATURE: "badSignature",
+} as const;
+/** Union of drop reasons. */
+export type DropReasonValue = (typeof DropReason)[keyof typeof DropReason];
+
+/** Byte length of `text` only when it could exceed `max` (counting costs; most messages are small). */
+export function overLimit(text: string, max: number): boolean {
+  if (text.length > max) return true;
+  return text.length * 3 > max && Buffer.byteLength(text) > max;
+}
+
+/**
+ * Serialise a short-form message, signing it when `secret` is given. Throws `MessageError`
+ * (`ERR_MESSAGE_TOO_LARGE`, `ERR_INVALID_MESSAGE`).
+ */
+export function serialize(msg: UmfShort, maxBytes: number, secret?: string | Buffer): string {
+  let text: string;
+  try {
+    if (secret !== undefined) {
+      delete msg.sig;
+      msg.sig = computeSignature(msg, secret);
+    }
+    text = JSON.stringify(msg);
+  } catch (cause) {
+    throw new MessageError(ErrorCode.INVALID_MESSAGE, "the message body cannot be serialised to JSON", {
+      cause,
+    });
+  }
+  if (overLimit(text, maxBytes)) {
+    const bytes = Buffer.byteLength(text);
+    throw new MessageError(
+      ErrorCode.MESSAGE_TOO_LARGE,
+      `message of ${bytes} bytes exceeds the ${maxBytes}-byte limit`,
+      { data: { bytes, maxBytes } },
+    );
+  }
+  return text;
+}
+
+const isStr = (v: unknown): boolean => v === undefined || typeof v === "string";
+const isNum = (v: unknown): boolean => v === undefined || (typeof v === "number" && Number.isFinite(v));
+
+/**
+ * Check that a parsed value is a usable short-form message (routes and ids are strings, numbers
+ * are finite). Long-form fields are accepted too (Hydra accepts both) and mapped to short names.
+ */
+export function asShort(v: unknown): UmfShort | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  if (o.frm === undefined && typeof o.from === "string") o.frm = o.from;
+  if (o.bdy === undefined && o.body !== undefined) o.bdy = o.body;
+  if (o.typ === undefined && typeof o.type === "string") o.typ = o.type;
+  if (typeof o.to !== "string" || o.to.length === 0) return undefined;
+  if (typeof o.frm !== "string" || o.frm.length === 0) return undefined;
+  if (typeof o.mid !== "string" || o.mid.length === 0) return undefined;
+  if (!isStr(o.rmid) || !isStr(o.typ) || !isStr(o.tp) || !isStr(o.cid) || !isStr(o.sig) || !isStr(o.via))
+    return undefined;
+  if (!isNum(o.dl) || !isNum(o.tmo)) return undefined;
+  if (o.hdr !== undefined && (typeof o.hdr !== "object" || o.hdr === null || Array.isArray(o.hdr)))
+    return undefined;
+  return o as unknown as UmfShort;
+}
+
+/** Decoding settings of a receiver. */
+export interface ReceiveOptions {
+  maxBytes: number;
+  secret?: string | Buffer | undefined;
+  requireSignature: boolean;
+}
+
+/**
+ * Decode one payload (a plain message or a frame) and hand each valid message to `deliver`; report
+ * every dropped one to `drop`. Never throws.
+ */
+export function receive(
+  text: string,
+  o: ReceiveOptions,
+  deliver: (m: UmfShort) => void,
+  drop: (reason: DropReasonValue) => void,
+): void {
+  // Size first: a payload over the limit is never parsed.
+  if (overLimit(text, o.maxBytes)) {
+    drop(DropReason.TOO_LARGE);
+    return;
+  }
+  let parsed: unknown;
+  try {
+    parsed = safeJsonParse(text);
+  } catch {
+    drop(DropReason.MALFORMED);
+    return;
+  }
+  if (Array.isArray(parsed)) {
+    for (const item of parsed) one(item, o, deliver, drop);
+  } else {
+    one(parsed, o, deliver, drop);
+  }
+}
+
+function one(
+  item: unknown,
+  o: ReceiveOptions,
+  deliver: (m: UmfShort) => void,
+  drop: (reason: DropReasonValue) => void,
+): void {
+  const m = asShort(item);
+  if (!m) {
+    drop(DropReason.MALFORMED);
+    return;
+  }
+  if (o.secret !== undefined && (o.requireSignature || m.sig !== undefined)) {
+    let ok = false;
+    try {
+      ok = verifySignature(m, o.secret);
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      drop(DropReason.BAD_SIGNATURE);
+      return;
+    }
+  } else if (o.requireSignature) {
+    drop(DropReason.BAD_SIGNATURE);
+    return;
+  }
+  deliver(m);
+}
+
+/** Parse a route `[<iid>@]<svc>:[<verb>]<path>` cheaply: instance id (or ""), service, path. */
+export function splitRoute(route: string): { iid: string; service: string; path: string } | undefined {
+  const colon = route.indexOf(":");
+  const head = colon < 0 ? route : route.slice(0, colon);
+  const path = colon < 0 ? "" : route.slice(colon + 1);
+  const at = head.indexOf("@");
+  const iid = at < 0 ? "" : head.slice(0, at);
+  const service = at < 0 ? head : head.slice(at + 1);
+  if (service.length === 0) return undefined;
+  return { iid, service, path };
+}

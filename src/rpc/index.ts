@@ -1,0 +1,29 @@
+/**
+ * Request/reply RPC: handlers, calls, typed contracts, tracing.
+ * @module
+ */
+export {
+  type Api,
+  type Contract,
+  defineContract,
+  type MethodOf,
+  type MethodSchemas,
+  type MethodTypes,
+  type ParamsOf,
+  type ResultOf,
+  type Schema,
+} from "./contract.js";
+export { DeadlineTimer } from "./deadlines.js";
+export {
+  type CallOptions,
+  DEFAULT_RPC_TIMEOUT_MS,
+  type HandleOptions,
+  type Handler,
+  type HandlerContext,
+  InstanceLostError,
+  Rpc,
+  type RpcOptions,
+  type RpcStats,
+  RpcType,
+} from "./rpc.js";
+export { loadOtel, otelApi, outgoingTraceparent, parseTraceparent } from "./trace.js";
