@@ -21,7 +21,7 @@ import {
   type StrategyName,
 } from "./balancer/index.js";
 import { type ConfigClient, type ConfigOptions, createConfigClient } from "./config/index.js";
-import type { UmfMessage } from "./envelope/index.js";
+import { normalizeRoutePattern, type UmfMessage } from "./envelope/index.js";
 import { AbortError, ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
 import { appendHealthLog, type HealthCheck, HealthMonitor, type HealthSnapshot } from "./health/index.js";
 import { assertInstanceId, assertServiceName, createKeys, type Keys } from "./keys.js";
@@ -36,6 +36,10 @@ import {
   type Contract,
   type HandleOptions,
   type Handler,
+  HTTP_ROUTE_METHOD,
+  type HttpRouteHandler,
+  type HttpRouteRequest,
+  type HttpRouteResponse,
   loadOtel,
   type MethodOf,
   type ParamsOf,
@@ -231,6 +235,10 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   readonly #messenger: Messenger;
   readonly #rpc: Rpc;
   readonly #loadTracker: LoadTracker | undefined;
+  /** `svc.route()` handlers by normalised pattern. */
+  readonly #httpRoutes = new Map<string, HttpRouteHandler>();
+  /** The routes given to `registerRoutes()` (served over HTTP by the instance itself). */
+  #declaredRoutes: string[] = [];
   #unwatchBalancer: (() => void) | undefined;
   /** The built-in balancer (breaker states, outstanding counts), or `undefined` with a custom `picker`. */
   readonly balancer: Balancer | undefined;
@@ -479,6 +487,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       // Subscribe before registering: a message sent right after discovery finds us is not lost.
       await this.#messenger.start();
       await this.#registration.register();
+      if (this.#httpRoutes.size > 0) await this.#registration.registerRoutes([...this.#httpRoutes.keys()]);
       this.#registration.startHeartbeat();
       this.#health.start();
     } catch (err) {
@@ -625,10 +634,46 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
 
   /**
    * Register the HTTP routes this service answers (Hydra's routes set), e.g.
-   * `["[get]/v1/orders/:id", "[post]/v1/orders"]`. Replaces the previous set.
+   * `["[get]/v1/orders/:id", "[post]/v1/orders"]`. Replaces the previous set (routes added with
+   * {@link Service.route} are kept).
    */
   async registerRoutes(routes: readonly string[]): Promise<string[]> {
-    return this.#registration.registerRoutes(routes);
+    const out = await this.#registration.registerRoutes([
+      ...new Set([...routes, ...this.#httpRoutes.keys()]),
+    ]);
+    this.#declaredRoutes = routes.map((r) => normalizeRoutePattern(r));
+    return out;
+  }
+
+  /**
+   * Answer an HTTP route through the gateway without an HTTP server of your own: the route is
+   * registered (for the gateway's table) and requests matching it arrive here over RPC. Call before
+   * or after `start()`. Throw a `ValidationError` to answer 400; other errors answer 502.
+   *
+   * ```ts
+   * svc.route("[get]/v1/items/:id", async (req) => ({ body: await items.get(req.params.id) }));
+   * ```
+   */
+  async route(pattern: string, handler: HttpRouteHandler): Promise<void> {
+    const norm = normalizeRoutePattern(pattern);
+    if (typeof handler !== "function") {
+      throw new ValidationError("route() needs a handler function", { code: ErrorCode.INVALID_OPTIONS });
+    }
+    if (this.#httpRoutes.size === 0) {
+      this.#rpc.handle(HTTP_ROUTE_METHOD, (req: HttpRouteRequest, ctx) =>
+        this.#dispatchHttp(req, ctx.signal),
+      );
+    }
+    this.#httpRoutes.set(norm, handler);
+    if (this.#state === ServiceState.RUNNING) await this.registerRoutes(this.#declaredRoutes);
+  }
+
+  async #dispatchHttp(req: HttpRouteRequest, signal: AbortSignal): Promise<HttpRouteResponse> {
+    const only = this.#httpRoutes.size === 1 ? [...this.#httpRoutes.values()][0] : undefined;
+    const handler = (req?.route !== undefined ? this.#httpRoutes.get(req.route) : undefined) ?? only;
+    if (!handler)
+      return { status: 404, body: { error: { code: "ERR_NOT_FOUND", message: "no such route here" } } };
+    return handler(req, { signal });
   }
 
   /** Add a custom health check (a failing check makes the status `degraded`). */

@@ -29,6 +29,7 @@ import { ErrorCode, RedmeshError, StateError, ValidationError } from "../errors.
 import { type Logger, silentLogger } from "../logger.js";
 import type { RedisOptions } from "../redis/index.js";
 import { type Instance, InstanceStatus, type RegistryEvent } from "../registry/index.js";
+import { HTTP_ROUTE_METHOD, type HttpRouteResponse } from "../rpc/index.js";
 import { createService, type Service } from "../service.js";
 import { type CorsOptions, CorsPolicy } from "./cors.js";
 import { GatewayErrorCode, sendError } from "./errors.js";
@@ -41,6 +42,8 @@ import { WsBridge } from "./ws-bridge.js";
 
 /** The request handed to the RPC seam (headers already filtered of hop-by-hop ones). */
 export interface GatewayRpcRequest {
+  /** The route pattern that matched, normalised (`[get]/v1/items/:id`). */
+  route: string;
   /** Upper-case HTTP method. */
   method: string;
   /** Normalised path, as routed. */
@@ -274,7 +277,21 @@ export class Gateway {
       limits,
     };
     this.#logger = options.logger ?? silentLogger;
-    this.#rpc = options.rpc;
+    // Without a forwarder of its own, the gateway calls the route's handler over redmesh RPC
+    // (`svc.route(pattern, handler)` on the service side).
+    this.#rpc =
+      options.rpc ??
+      (async (target, request, { timeoutMs, signal }) => {
+        const target_ = target.instanceId ? `${target.instanceId}@${target.service}` : target.service;
+        const out = await this.service.call<HttpRouteResponse>(target_, HTTP_ROUTE_METHOD, request, {
+          timeout: timeoutMs,
+          signal,
+        });
+        const res: GatewayRpcResponse = { status: out?.status ?? 200 };
+        if (out?.headers) res.headers = out.headers;
+        if (out?.body !== undefined) res.body = out.body;
+        return res;
+      });
     if (options.pick && options.balancer) {
       throw new ValidationError("give either `pick` or `balancer`, not both", {
         code: ErrorCode.INVALID_OPTIONS,
@@ -719,7 +736,16 @@ export class Gateway {
                 fwd,
                 retryable,
               )
-            : await this.#forwardRpc(req, res, ctx, target, norm, match.params, fwd.headers);
+            : await this.#forwardRpc(
+                req,
+                res,
+                ctx,
+                target,
+                norm,
+                match.params,
+                fwd.headers,
+                match.route.pattern,
+              );
       } finally {
         // 5xx answers count against the instance too (they drive the balancer's circuit breaker).
         const ok = result.error === undefined && !(result.outcome === "ok" && res.statusCode >= 500);
@@ -833,6 +859,7 @@ export class Gateway {
     norm: { path: string; query: string },
     params: Record<string, string>,
     headers: Record<string, string | string[]>,
+    route: string,
   ): Promise<Attempt> {
     if (!this.#rpc) {
       sendError(
@@ -872,7 +899,7 @@ export class Gateway {
     try {
       const out = await this.#rpc(
         { service: target.service, instanceId: target.id },
-        { method: ctx.method, path: norm.path, params, query: parseQuery(norm.query), headers, body },
+        { route, method: ctx.method, path: norm.path, params, query: parseQuery(norm.query), headers, body },
         { timeoutMs: limits.upstreamTimeoutMs, signal: ac.signal },
       );
       if (res.destroyed) return { outcome: "fail" };
@@ -900,6 +927,15 @@ export class Gateway {
       if (code === ErrorCode.TIMEOUT || ac.signal.aborted) {
         this.metrics.upstreamErrors.inc({ service: target.service, kind: "timeout" });
         sendError(res, GatewayErrorCode.TIMEOUT, `service "${target.service}" did not answer in time`);
+      } else if (code === ErrorCode.NO_HANDLER) {
+        sendError(
+          res,
+          GatewayErrorCode.RPC_UNAVAILABLE,
+          `service "${target.service}" has no HTTP address and answers no routes over RPC`,
+        );
+      } else if (code === ErrorCode.VALIDATION) {
+        // The service rejected the request's content: the client's problem, and the message is for it.
+        sendError(res, GatewayErrorCode.BAD_REQUEST, (err as RedmeshError).message);
       } else if (code === ErrorCode.NO_INSTANCE || code === ErrorCode.INSTANCE_LOST) {
         this.metrics.upstreamErrors.inc({ service: target.service, kind: "rpc" });
         sendError(res, GatewayErrorCode.NO_INSTANCE, `no live instance of service "${target.service}"`);

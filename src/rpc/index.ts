@@ -15,6 +15,12 @@ export {
 } from "./contract.js";
 export { DeadlineTimer } from "./deadlines.js";
 export {
+  HTTP_ROUTE_METHOD,
+  type HttpRouteHandler,
+  type HttpRouteRequest,
+  type HttpRouteResponse,
+} from "./http-route.js";
+export {
   type CallOptions,
   DEFAULT_RPC_TIMEOUT_MS,
   type HandleOptions,
