@@ -75,3 +75,22 @@ export function parseSince(text: string, now = Date.now()): number | undefined {
   const t = Date.parse(text);
   return Number.isNaN(t) ? undefined : t;
 }
+
+/**
+ * A spinner on stderr while a command waits, only on a TTY (never in pipes or `--json` scripts).
+ * Returns the function that clears it.
+ */
+export function spinner(stream: CliIO["stderr"], text: string, enabled = true): () => void {
+  if (!enabled || stream.isTTY !== true) return () => undefined;
+  const frames = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+  let i = 0;
+  // Only shown when the wait is noticeable: quick answers print no spinner at all.
+  const timer = setInterval(() => {
+    stream.write(`\r${frames[i++ % frames.length]} ${text}`);
+  }, 80);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    if (i > 0) stream.write("\r\x1b[2K");
+  };
+}

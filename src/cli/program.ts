@@ -11,9 +11,11 @@ import { ErrorCode, isRedmeshError, RedmeshError } from "../errors.js";
 import { readHealth } from "../health/index.js";
 import { createKeys, type Keys } from "../keys.js";
 import { isLogLevel, type LogEntry, queryLogs, tailLogs } from "../log/index.js";
+import { createQueue, type JobOptions } from "../queue/index.js";
 import { createRedisConnection, type RedisConnection } from "../redis/index.js";
 import { createDiscovery, type Discovery, type Instance } from "../registry/index.js";
-import { ago, type CliIO, paintFor, parseSince, table } from "./output.js";
+import { createService } from "../service.js";
+import { ago, type CliIO, paintFor, parseSince, spinner, table } from "./output.js";
 
 /** Exit codes scripts can rely on. */
 export const ExitCode = {
@@ -227,6 +229,281 @@ export function buildProgram(io: CliIO): Command {
               : table([["SERVICE", "ROUTE"], ...rows], paint),
           () => routes,
         );
+      }),
+    );
+
+  /** Parse a JSON argument (absent → `{}`), as a usage error when it is not JSON. */
+  const jsonArg = (text: string | undefined, what: string): unknown => {
+    if (text === undefined) return {};
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw usage(`${what} is not valid JSON: ${(err as Error).message}`);
+    }
+  };
+  const positiveInt = (text: string, what: string): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 0) throw usage(`${what} must be a whole number >= 0, not "${text}"`);
+    return n;
+  };
+  /** Run `fn` with a short-lived service (RPC replies need an instance channel); it leaves at once after. */
+  const withCaller = (fn: (svc: ReturnType<typeof createService>, s: Session) => Promise<void>) =>
+    withSession(io, globals(), async (s) => {
+      const svc = createService({ name: "redmesh-cli", namespace: s.opts.namespace, redis: s.opts.redis });
+      await svc.start();
+      try {
+        await fn(svc, s);
+      } finally {
+        await svc.stop();
+      }
+    });
+
+  program
+    .command("call <service> <method> [json]")
+    .description("call a method on one live instance (picked by the balancer) and print the result")
+    .option("--timeout <ms>", "how long to wait for the answer", "10000")
+    .option("--idempotent", "allow retries on another instance after a failure", false)
+    .action(
+      (
+        service: string,
+        method: string,
+        json: string | undefined,
+        o: { timeout: string; idempotent: boolean },
+      ) =>
+        withCaller(async (svc, s) => {
+          const params = jsonArg(json, "the params");
+          const timeout = positiveInt(o.timeout, "--timeout");
+          const stop = spinner(io.stderr, `calling ${service}.${method}`, !s.opts.json);
+          let result: unknown;
+          const t0 = performance.now();
+          try {
+            result = await svc.call(service, method, params, {
+              timeout,
+              idempotent: o.idempotent,
+              ...(io.signal ? { signal: io.signal } : {}),
+            });
+          } finally {
+            stop();
+          }
+          const ms = performance.now() - t0;
+          s.print(
+            () => `${JSON.stringify(result, null, 2)}\n${paint.dim(`(${ms.toFixed(1)} ms)`)}`,
+            () => result,
+          );
+        }),
+    );
+
+  program
+    .command("send <target> [json]")
+    .description("send a message to one live instance of a service (`svc`, or `iid@svc`); at-most-once")
+    .action((target: string, json: string | undefined) =>
+      withCaller(async (svc, s) => {
+        const to = await svc.send(target, jsonArg(json, "the message body"));
+        s.print(
+          () => `${paint.green("✓")} delivered to ${to}`,
+          () => ({ delivered: true, instance: to }),
+        );
+      }),
+    );
+
+  program
+    .command("broadcast <service> [json]")
+    .description("send a message to every live instance of a service; at-most-once")
+    .action((service: string, json: string | undefined) =>
+      withCaller(async (svc, s) => {
+        const r = await svc.broadcast(service, jsonArg(json, "the message body"));
+        s.print(
+          () =>
+            `${paint.green("✓")} broadcast to ${service}${typeof r === "number" ? ` (${r} receiver${r === 1 ? "" : "s"})` : ""}`,
+          () => ({ service, receivers: r }),
+        );
+      }),
+    );
+
+  const queue = program
+    .command("queue")
+    .description("work queues: add jobs, see stats, list and redrive dead letters");
+  const queueOf = (s: Session, service: string, name: string) =>
+    createQueue({ redis: s.redis, keys: s.keys, service, name, checkDurability: false });
+  queue
+    .command("add <service> [json]")
+    .description("add a job to a service's queue")
+    .option("--queue <name>", "queue name", "default")
+    .option("--delay <ms>", "run no earlier than this many ms from now")
+    .option("--attempts <n>", "tries before the job goes to dead letters")
+    .option("--job-id <id>", "dedup id: a job with the same id is added once")
+    .option("--priority <p>", "high or normal")
+    .option("--count <n>", "add the same job this many times (load tests)", "1")
+    .action(
+      (
+        service: string,
+        json: string | undefined,
+        o: {
+          queue: string;
+          delay?: string;
+          attempts?: string;
+          jobId?: string;
+          priority?: string;
+          count: string;
+        },
+      ) =>
+        withSession(io, globals(), async (s) => {
+          const body = jsonArg(json, "the job body");
+          const opts: JobOptions = {};
+          if (o.delay !== undefined) opts.delay = positiveInt(o.delay, "--delay");
+          if (o.attempts !== undefined) opts.attempts = positiveInt(o.attempts, "--attempts");
+          if (o.jobId !== undefined) opts.jobId = o.jobId;
+          if (o.priority !== undefined) {
+            if (o.priority !== "high" && o.priority !== "normal")
+              throw usage("--priority must be high or normal");
+            opts.priority = o.priority;
+          }
+          const count = positiveInt(o.count, "--count");
+          const q = queueOf(s, service, o.queue);
+          try {
+            const added = await q.addBulk(Array.from({ length: count }, () => ({ body, options: opts })));
+            s.print(
+              () =>
+                added.length === 1
+                  ? `${paint.green("✓")} job ${added[0]?.id} ${added[0]?.added ? "added" : paint.yellow("already queued (same job id)")}`
+                  : `${paint.green("✓")} ${added.filter((a) => a.added).length} jobs added`,
+              () => added,
+            );
+          } finally {
+            await q.stop();
+          }
+        }),
+    );
+  queue
+    .command("stats <service>")
+    .description("pending, in-flight, delayed and dead jobs, and lifetime counters")
+    .option("--queue <name>", "queue name", "default")
+    .action((service: string, o: { queue: string }) =>
+      withSession(io, globals(), async (s) => {
+        const q = queueOf(s, service, o.queue);
+        try {
+          const st = await q.stats();
+          s.print(
+            () =>
+              table(
+                [
+                  ["QUEUE", "PENDING", "IN-FLIGHT", "DELAYED", "DEAD", "PROCESSED", "FAILED", "CONSUMERS"],
+                  [
+                    `${service}/${o.queue}`,
+                    String(st.pending),
+                    String(st.inFlight),
+                    String(st.delayed),
+                    st.dead > 0 ? paint.red(String(st.dead)) : "0",
+                    String(st.processed),
+                    String(st.failed),
+                    String(st.consumers),
+                  ],
+                ],
+                paint,
+              ),
+            () => ({ service, queue: o.queue, ...st }),
+          );
+        } finally {
+          await q.stop();
+        }
+      }),
+    );
+  queue
+    .command("dead <service>")
+    .description("list dead letters (newest first) with the reason each job failed")
+    .option("--queue <name>", "queue name", "default")
+    .option("--offset <n>", "skip this many", "0")
+    .option("--count <n>", "show at most this many", "20")
+    .action((service: string, o: { queue: string; offset: string; count: string }) =>
+      withSession(io, globals(), async (s) => {
+        const q = queueOf(s, service, o.queue);
+        try {
+          const dead = await q.dead({
+            offset: positiveInt(o.offset, "--offset"),
+            count: positiveInt(o.count, "--count"),
+          });
+          s.print(
+            () =>
+              dead.length === 0
+                ? paint.dim("no dead letters")
+                : table(
+                    [
+                      ["JOB", "ATTEMPTS", "FAILED", "REASON", "BODY"],
+                      ...dead.map((d) => {
+                        const b = d.raw ?? JSON.stringify(d.body);
+                        return [
+                          d.id,
+                          String(d.attempts),
+                          d.failedAt ? new Date(d.failedAt).toISOString() : "",
+                          d.reason,
+                          b.length > 60 ? `${b.slice(0, 57)}...` : b,
+                        ];
+                      }),
+                    ],
+                    paint,
+                  ),
+            () => dead,
+          );
+        } finally {
+          await q.stop();
+        }
+      }),
+    );
+  queue
+    .command("redrive <service>")
+    .description("move dead letters back to the queue (all, --count of them, or --id ones)")
+    .option("--queue <name>", "queue name", "default")
+    .option("--count <n>", "redrive at most this many")
+    .option("--id <ids...>", "redrive only these job ids")
+    .action((service: string, o: { queue: string; count?: string; id?: string[] }) =>
+      withSession(io, globals(), async (s) => {
+        const q = queueOf(s, service, o.queue);
+        try {
+          const n = await q.redrive({
+            ...(o.count !== undefined ? { count: positiveInt(o.count, "--count") } : {}),
+            ...(o.id ? { ids: o.id } : {}),
+          });
+          s.print(
+            () => `${paint.green("✓")} ${n} job${n === 1 ? "" : "s"} back in ${service}/${o.queue}`,
+            () => ({ service, queue: o.queue, redriven: n }),
+          );
+        } finally {
+          await q.stop();
+        }
+      }),
+    );
+
+  program
+    .command("gateway")
+    .description("run the HTTP/WebSocket API gateway (routes by the registry) until interrupted")
+    .option("--port <port>", "port to listen on", "8080")
+    .option("--host <host>", "address to bind", "127.0.0.1")
+    .option("--max-body <bytes>", "largest request body accepted", "1048576")
+    .option("--rate-limit <rps>", "per client IP requests/s (0: off)", "0")
+    .option("--cors <origins...>", "allowed CORS origins")
+    .action((o: { port: string; host: string; maxBody: string; rateLimit: string; cors?: string[] }) =>
+      withSession(io, globals(), async (s) => {
+        const { createGateway } = await import("../gateway/index.js");
+        const rps = positiveInt(o.rateLimit, "--rate-limit");
+        const gw = createGateway({
+          redis: s.opts.redis,
+          namespace: s.opts.namespace,
+          port: positiveInt(o.port, "--port"),
+          host: o.host,
+          limits: { maxBodyBytes: positiveInt(o.maxBody, "--max-body") },
+          ...(rps > 0 ? { rateLimit: { ratePerSec: rps, burst: rps * 2 } } : {}),
+          ...(o.cors ? { cors: { origins: o.cors } } : {}),
+        });
+        await gw.start();
+        io.stderr.write(
+          `gateway listening on ${paint.bold(gw.url)} (metrics: ${gw.url}/metrics) — Ctrl-C to stop\n`,
+        );
+        if (s.opts.json) io.stdout.write(`${JSON.stringify({ url: gw.url })}\n`);
+        await new Promise<void>((resolve) => {
+          if (!io.signal || io.signal.aborted) return resolve();
+          io.signal.addEventListener("abort", () => resolve(), { once: true });
+        });
+        await gw.stop();
       }),
     );
 

@@ -225,6 +225,136 @@ describe("redmesh CLI: registry listings", () => {
     assert.equal((await cli([...g(), "config", "rollback", "orders", "77"])).code, ExitCode.NOT_FOUND);
   });
 
+  test("call, send and broadcast through a short-lived CLI instance", async () => {
+    const [o1, o2] = services as [Service, Service];
+    for (const o of [o1, o2]) o.handle("echo", (p: unknown) => ({ echoed: p, by: o.instanceId }));
+    o1.handle("fail", () => {
+      throw Object.assign(new Error("out of stock"), { code: "ERR_OUT_OF_STOCK" });
+    });
+    const r = await cli([...g(), "--json", "call", "orders", "echo", '{"x":1}']);
+    assert.equal(r.code, ExitCode.OK, r.err);
+    assert.deepEqual((JSON.parse(r.out) as { echoed: unknown }).echoed, { x: 1 });
+    const human = await cli([...g(), "call", "orders", "echo", "[1,2]"]);
+    assert.match(human.out, /"echoed": \[/);
+    assert.match(human.out, /\(\d+\.\d ms\)/);
+    const failed = await cli([...g(), "call", `${o1.instanceId}@orders`, "fail"]);
+    assert.equal(failed.code, ExitCode.FAILED);
+    assert.match(failed.err, /^error: out of stock\n$/);
+    assert.equal((await cli([...g(), "call", "nobody", "x", "--timeout", "500"])).code, ExitCode.FAILED);
+    assert.equal((await cli([...g(), "call", "orders", "echo", "{bad"])).code, ExitCode.USAGE);
+
+    const got: unknown[] = [];
+    for (const o of [o1, o2]) o.on("message", (m) => got.push(m.body));
+    const sent = await cli([...g(), "--json", "send", "orders", '{"hello":1}']);
+    assert.equal(sent.code, ExitCode.OK, sent.err);
+    const b = await cli([...g(), "broadcast", "orders", '{"reload":true}']);
+    assert.equal(b.code, ExitCode.OK, b.err);
+    await waitFor(() => got.length === 3, { what: "one sent + two broadcast messages" });
+    // The CLI's own instance left again.
+    assert.equal((await services[2]?.registry.instances("redmesh-cli"))?.length, 0);
+  });
+
+  test("queue add, stats, dead and redrive", async () => {
+    const billing = services[2] as Service;
+    const q = billing.queue("invoices");
+    const handled: unknown[] = [];
+    q.process((body) => {
+      if ((body as { fail?: boolean }).fail) throw new Error("printer on fire");
+      handled.push(body);
+    });
+    const add = await cli([...g(), "--json", "queue", "add", "billing", '{"n":1}', "--queue", "invoices"]);
+    assert.equal(add.code, ExitCode.OK, add.err);
+    assert.equal((JSON.parse(add.out) as Array<{ added: boolean }>)[0]?.added, true);
+    const bad = await cli([
+      ...g(),
+      "queue",
+      "add",
+      "billing",
+      '{"fail":true}',
+      "--queue",
+      "invoices",
+      "--attempts",
+      "1",
+    ]);
+    assert.match(bad.out, /job \S+ added/);
+    await waitFor(
+      async () => {
+        const st = JSON.parse(
+          (await cli([...g(), "--json", "queue", "stats", "billing", "--queue", "invoices"])).out,
+        ) as {
+          processed: number;
+          dead: number;
+        };
+        return st.processed === 1 && st.dead === 1;
+      },
+      { what: "one processed, one dead" },
+    );
+    assert.match(
+      (await cli([...g(), "queue", "stats", "billing", "--queue", "invoices"])).out,
+      /billing\/invoices\s+0\s+0\s+0\s+1\s+1/,
+    );
+    const dead = JSON.parse(
+      (await cli([...g(), "--json", "queue", "dead", "billing", "--queue", "invoices"])).out,
+    ) as Array<{
+      reason: string;
+    }>;
+    assert.equal(dead.length, 1);
+    assert.match(dead[0]?.reason ?? "", /printer on fire/);
+    await q.stop();
+    const re = await cli([...g(), "--json", "queue", "redrive", "billing", "--queue", "invoices"]);
+    assert.equal((JSON.parse(re.out) as { redriven: number }).redriven, 1);
+    const after = JSON.parse(
+      (await cli([...g(), "--json", "queue", "stats", "billing", "--queue", "invoices"])).out,
+    ) as {
+      pending: number;
+      dead: number;
+    };
+    assert.deepEqual([after.pending, after.dead], [1, 0]);
+    assert.equal(
+      (await cli([...g(), "queue", "add", "billing", "--priority", "urgent"])).code,
+      ExitCode.USAGE,
+    );
+    assert.equal((await cli([...g(), "queue", "add", "billing", "--delay", "-5"])).code, ExitCode.USAGE);
+  });
+
+  test("gateway runs until interrupted and routes by the registry", async () => {
+    // billing advertises no HTTP port, so the gateway reaches its route over RPC.
+    const billing = services[2] as Service;
+    await billing.route("[get]/v1/ping", () => ({ body: { pong: billing.instanceId } }));
+    const stop = new AbortController();
+    let url = "";
+    const run = cli(
+      [...g(), "--json", "gateway", "--port", "0"],
+      {},
+      {
+        signal: stop.signal,
+        onOut: (text) => {
+          const m = /"url":"([^"]+)"/.exec(text);
+          if (m?.[1]) url = m[1];
+        },
+      },
+    );
+    try {
+      await waitFor(() => url !== "", { what: "the gateway URL" });
+      let last = "";
+      await waitFor(
+        async () => {
+          const res = await fetch(`${url}/v1/ping`);
+          last = `${res.status} ${await res.text()}`;
+          return res.status === 200;
+        },
+        { what: "the route through the gateway" },
+      ).catch((e: unknown) => {
+        throw new Error(`${(e as Error).message}; last answer: ${last}`);
+      });
+      assert.match(last, new RegExp(billing.instanceId));
+    } finally {
+      stop.abort();
+    }
+    const r = await run;
+    assert.equal(r.code, ExitCode.OK, r.err);
+  });
+
   test("the binary itself runs: --help exits 0 and lists the commands", () => {
     const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--help"], {
       encoding: "utf8",
