@@ -32,7 +32,7 @@ import {
   queryLogs,
   tailLogs,
 } from "../log/index.js";
-import { compareEntries, compareIds, idMs } from "../log/types.js";
+import { compareEntries, compareIds } from "../log/types.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { createRedisConnection, type RedisConnection, type RedisOptions } from "../redis/index.js";
 import { createDiscovery, type Discovery } from "../registry/index.js";
@@ -503,35 +503,39 @@ export class Dashboard {
 
   /**
    * The shared log tail: first the newest `logBufferSize` entries of every service (so a page that
-   * opens shows recent history), then follow. A failure restarts it after `intervalMs`, from the last
-   * entry seen (entries at or before it are skipped, so nothing is shown twice).
+   * opens shows recent history), then follow from just before the backlog was read. A failure (the tail
+   * only ends on one while Redis is unreachable at its start) restarts it after `intervalMs`. Duplicates are skipped per service by stream ID: the follow starts with a
+   * clock margin, and `tailLogs` reads a service that appears later from a little before it appeared,
+   * so entries of different services can arrive out of global order (a single "last ID" would drop them).
    */
   async #runTail(signal: AbortSignal): Promise<void> {
     const redis = this.#redis;
     if (!redis) return;
-    let lastId: string | undefined;
+    const lastIds = new Map<string, string>();
+    let sinceMs: number | undefined;
     while (!signal.aborted) {
       try {
-        const startedAt = Date.now();
-        if (lastId === undefined) {
+        if (sinceMs === undefined) {
+          // 1 s margin: the writers' and Redis's clocks may differ slightly.
+          const startedAt = Date.now() - 1000;
           const names = await redis.command<string[]>(["SMEMBERS", this.#keys.serviceIndex()]);
-          const recent = (
-            await Promise.all(
-              names.map((service) => queryLogs(redis, this.#keys, { service, limit: this.#bufferSize })),
-            )
-          )
-            .flat()
-            .sort(compareEntries)
-            .slice(-this.#bufferSize);
+          const perService = await Promise.all(
+            names.map((service) => queryLogs(redis, this.#keys, { service, limit: this.#bufferSize })),
+          );
           if (signal.aborted) return;
-          this.#pushBacklog(recent);
-          lastId = recent.at(-1)?.id;
+          for (const list of perService) {
+            const last = list.at(-1);
+            if (last) lastIds.set(last.service, last.id);
+          }
+          this.#pushBacklog(perService.flat().sort(compareEntries).slice(-this.#bufferSize));
+          sinceMs = Math.max(0, startedAt);
         }
-        // 1 s margin: the writer's and Redis's clocks may differ slightly; duplicates are skipped by ID.
-        const since = lastId === undefined ? Math.max(0, startedAt - 1000) : idMs(lastId);
-        for await (const e of tailLogs(redis, this.#keys, { follow: true, since, signal })) {
-          if (lastId !== undefined && compareIds(e.id, lastId) <= 0) continue;
-          lastId = e.id;
+        // After a failure this re-reads from the same point (bounded by the stream caps): the per-service
+        // positions skip what was shown, and a service that was quiet loses nothing.
+        for await (const e of tailLogs(redis, this.#keys, { follow: true, since: sinceMs, signal })) {
+          const last = lastIds.get(e.service);
+          if (last !== undefined && compareIds(e.id, last) <= 0) continue;
+          lastIds.set(e.service, e.id);
           this.#pushLog(e);
         }
       } catch (err) {

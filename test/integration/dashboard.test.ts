@@ -155,6 +155,34 @@ describe("dashboard: collector and SSE stream", () => {
     await dash.stop();
   });
 
+  test("log entries of a service the tail discovers late are not lost behind newer ones of another", async () => {
+    const ns = randomNamespace("dash");
+    const dash = createDashboard({ redis: redis.url, namespace: ns, intervalMs: 100 });
+    const { url } = await dash.listen({ port: 0 });
+    const s = await openSse(`${url}events`);
+    const a = createService({ name: "alpha", namespace: ns, redis: redis.url });
+    const b = createService({ name: "beta", namespace: ns, redis: redis.url });
+    try {
+      await a.start();
+      a.log.info("alpha ready");
+      await s.next((e) => e.event === "log" && e.data.includes("alpha ready"), { what: "alpha ready" });
+      // beta's stream is new to the tail (it looks for new services about once a second), so alpha's
+      // later entry is read first; beta's earlier one must still come.
+      await b.start();
+      b.log.info("beta first");
+      await sleep(5);
+      a.log.info("alpha second");
+      await s.next((e) => e.event === "log" && e.data.includes("alpha second"), { what: "alpha second" });
+      await s.next((e) => e.event === "log" && e.data.includes("beta first"), { what: "beta first" });
+      const msgs = s.events.filter((e) => e.event === "log").map((e) => (JSON.parse(e.data) as LogEntry).msg);
+      assert.deepEqual([...msgs].sort(), ["alpha ready", "alpha second", "beta first"], "each once");
+    } finally {
+      s.close();
+      await Promise.all([a.stop(), b.stop()]);
+      await dash.stop();
+    }
+  });
+
   test("a snapshot is pushed only when something changed", async () => {
     const dash = createDashboard({ redis: redis.url, namespace: randomNamespace("dash"), intervalMs: 50 });
     const { url } = await dash.listen({ port: 0 });

@@ -77,7 +77,11 @@ function renderInstances(snap) {
           el("td", { class: "num" }, h ? mib(h.heapUsedBytes) : "–"),
           el("td", { class: "num" }, h ? fixed1(h.lagP99Ms) : "–"),
           el("td", { class: "num" }, h ? String(h.inFlight) : "–"),
-          h ? checks : el("td", { class: "muted" }, "no health yet"),
+          h
+            ? h.checks.length
+              ? checks
+              : el("td", { class: "muted" }, "none")
+            : el("td", { class: "muted" }, "no health yet"),
           el("td", {}, `${inst.host}${inst.pid === null ? "" : ` / ${inst.pid}`}`),
           el("td", { class: "mono" }, inst.address ?? "–"),
           el("td", {}, inst.startedOn ? ago(inst.startedOn) : ""),
