@@ -58,8 +58,13 @@ export interface DashboardOptions {
   basePath?: string;
   /** Most log entries kept for pages that open later (and shown at once). @default 500 */
   logBufferSize?: number;
-  /** A client with more unsent bytes than this is disconnected. @default 1048576 (1 MiB) */
+  /**
+   * Unsent bytes a client may have before it counts as congested: its log entries are then dropped
+   * (and counted) and snapshots coalesced until its socket drains. @default 1048576 (1 MiB)
+   */
   maxBufferedBytes?: number;
+  /** A client congested for longer than this is disconnected (its EventSource reconnects). @default 30000 */
+  stalledClientMs?: number;
   /** SSE comment sent this often so proxies keep idle streams open, in ms. @default 15000 */
   heartbeatMs?: number;
   /** Also show Hydra instances. @default true when the namespace is "hydra" */
@@ -75,6 +80,7 @@ export const DEFAULT_DASHBOARD_OPTIONS = Object.freeze({
   basePath: "/dashboard",
   logBufferSize: 500,
   maxBufferedBytes: 1_048_576,
+  stalledClientMs: 30_000,
   heartbeatMs: 15_000,
 });
 
@@ -138,6 +144,7 @@ export class Dashboard {
   readonly #base: string;
   readonly #bufferSize: number;
   readonly #maxBuffered: number;
+  readonly #stalledMs: number;
   readonly #heartbeatMs: number;
   readonly #hydra: boolean;
   readonly #logger: Logger;
@@ -190,6 +197,11 @@ export class Dashboard {
       "maxBufferedBytes",
       options.maxBufferedBytes,
       DEFAULT_DASHBOARD_OPTIONS.maxBufferedBytes,
+    );
+    this.#stalledMs = positiveInt(
+      "stalledClientMs",
+      options.stalledClientMs,
+      DEFAULT_DASHBOARD_OPTIONS.stalledClientMs,
     );
     this.#heartbeatMs = positiveInt(
       "heartbeatMs",
@@ -433,6 +445,7 @@ export class Dashboard {
       level,
       minLevel: LogLevel[level],
       maxBufferedBytes: this.#maxBuffered,
+      stalledMs: this.#stalledMs,
       onGone: (c) => this.#removeClient(c),
     });
     this.#clients.add(client);

@@ -1,7 +1,10 @@
 /**
- * One Server-Sent Events client with backpressure: while the socket's buffer is full, the newest
- * snapshot replaces any unsent one and log entries are dropped (counted, and the page is told how
- * many on `drain`); a client that stays too far behind is disconnected rather than buffered forever.
+ * One Server-Sent Events client with backpressure. Writes go through while the response holds less
+ * than `maxBufferedBytes` unsent; past that the client is congested until the socket drains: the
+ * newest snapshot replaces any unsent one and log entries are dropped (counted; the page is told how
+ * many once it drains). A client congested for longer than `stalledMs` (a frozen tab, a dead link)
+ * is disconnected at its next send, so nothing is buffered forever. (Node's own `write() === false`
+ * threshold, 16 KiB, is too low for this: a burst of log entries would congest every client.)
  *
  * @module
  */
@@ -18,12 +21,14 @@ export function sseEvent(event: string, data: unknown): string {
 export class SseClient {
   readonly #res: ServerResponse;
   readonly #maxBufferedBytes: number;
+  readonly #stalledMs: number;
   readonly #onGone: (c: SseClient) => void;
   /** Lowest log level this client asked for. */
   readonly minLevel: number;
   /** Level name this client asked for. */
   readonly level: LogLevelName;
-  #congested = false;
+  /** Since when the client is congested (epoch ms), 0 when it is not. */
+  #congestedSince = 0;
   #pendingSnapshot: string | undefined;
   #droppedLogs = 0;
   #closed = false;
@@ -36,6 +41,7 @@ export class SseClient {
       level: LogLevelName;
       minLevel: number;
       maxBufferedBytes: number;
+      stalledMs: number;
       onGone: (c: SseClient) => void;
     },
   ) {
@@ -43,6 +49,7 @@ export class SseClient {
     this.level = options.level;
     this.minLevel = options.minLevel;
     this.#maxBufferedBytes = options.maxBufferedBytes;
+    this.#stalledMs = options.stalledMs;
     this.#onGone = options.onGone;
     res.on("drain", () => this.#drained());
     // "close" fires when the browser goes away and when we end the response: forget the client either way.
@@ -55,15 +62,15 @@ export class SseClient {
     return this.#closed;
   }
 
-  /** True while the socket buffer is over its high-water mark. */
+  /** True while more than `maxBufferedBytes` wait to be sent. */
   get congested(): boolean {
-    return this.#congested;
+    return this.#congestedSince !== 0;
   }
 
   /** Send a snapshot (coalesced with an unsent one while congested). */
   snapshot(json: string): void {
     const chunk = `event: snapshot\ndata: ${json}\n\n`;
-    if (this.#congested) {
+    if (this.#stillCongested()) {
       if (this.#pendingSnapshot !== undefined) this.stats.coalescedSnapshots++;
       this.#pendingSnapshot = chunk;
       return;
@@ -73,7 +80,7 @@ export class SseClient {
 
   /** Send a log entry (dropped and counted while congested). */
   log(chunk: string): void {
-    if (this.#congested) {
+    if (this.#stillCongested()) {
       this.#droppedLogs++;
       this.stats.droppedLogs++;
       return;
@@ -83,7 +90,7 @@ export class SseClient {
 
   /** Send any other event or an SSE comment (skipped while congested). */
   raw(chunk: string): void {
-    if (!this.#congested) this.#write(chunk);
+    if (!this.#stillCongested()) this.#write(chunk);
   }
 
   /** End the response (the browser's EventSource will reconnect unless the page is gone). */
@@ -93,21 +100,28 @@ export class SseClient {
     this.#gone();
   }
 
-  #write(chunk: string): void {
-    if (this.#closed) return;
-    this.stats.events++;
-    if (this.#res.write(chunk)) return;
-    this.#congested = true;
-    if (this.#res.writableLength > this.#maxBufferedBytes) {
-      // Far behind (a stalled tab or a slow link): drop the client; EventSource reconnects later.
+  /** Congested now? Disconnects a client that has been congested for longer than `stalledMs`. */
+  #stillCongested(): boolean {
+    if (this.#congestedSince === 0) return false;
+    if (Date.now() - this.#congestedSince > this.#stalledMs) {
       this.#res.destroy();
       this.#gone();
     }
+    return true;
+  }
+
+  #write(chunk: string): void {
+    if (this.#closed) return;
+    this.stats.events++;
+    this.#res.write(chunk);
+    // Over the limit: hold back until "drain" (emitted once Node's buffer is empty again, which it will
+    // be since write() returned false far below this limit).
+    if (this.#res.writableLength > this.#maxBufferedBytes) this.#congestedSince = Date.now();
   }
 
   #drained(): void {
-    if (this.#closed) return;
-    this.#congested = false;
+    if (this.#closed || this.#congestedSince === 0) return;
+    this.#congestedSince = 0;
     if (this.#droppedLogs > 0) {
       const n = this.#droppedLogs;
       this.#droppedLogs = 0;
@@ -115,8 +129,7 @@ export class SseClient {
     }
     const snap = this.#pendingSnapshot;
     this.#pendingSnapshot = undefined;
-    if (snap !== undefined && !this.#congested) this.#write(snap);
-    else if (snap !== undefined) this.#pendingSnapshot = snap;
+    if (snap !== undefined) this.#write(snap);
   }
 
   #gone(): void {

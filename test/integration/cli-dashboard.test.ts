@@ -121,7 +121,15 @@ describe("redmesh dashboard (CLI)", () => {
       const s = await openSse(`${url}events`);
       await s.next((e) => e.event === "hello");
       child.kill("SIGINT");
-      assert.equal(await exited, 0, err);
+      let timer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([
+        exited,
+        new Promise<string>((r) => {
+          timer = setTimeout(() => r("still running 5 s after SIGINT"), 5000);
+        }),
+      ]);
+      clearTimeout(timer);
+      assert.equal(code, 0, err);
       await s.ended;
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -179,6 +180,50 @@ describe("dashboard: collector and SSE stream", () => {
     } finally {
       s.close();
       await Promise.all([a.stop(), b.stop()]);
+      await dash.stop();
+    }
+  });
+
+  test("backpressure: a client that stops reading loses log entries (told how many), the others lose none", async () => {
+    const ns = randomNamespace("dash");
+    const dash = createDashboard({ redis: redis.url, namespace: ns, intervalMs: 100 });
+    const { url } = await dash.listen({ port: 0 });
+    const svc = createService({ name: "chatty", namespace: ns, redis: redis.url, log: { maxLen: 50_000 } });
+    await svc.start();
+    const fast = await openSse(`${url}events`);
+    // A raw client that sends its request and then never reads: the loopback socket buffers fill
+    // (about 4 MB here), then the server-side buffer.
+    const u = new URL(`${url}events`);
+    const slow = connect(Number(u.port), u.hostname);
+    await once(slow, "connect");
+    slow.write(`GET ${u.pathname} HTTP/1.1\r\nhost: ${u.host}\r\naccept: text/event-stream\r\n\r\n`);
+    slow.pause();
+    try {
+      await waitFor(() => dash.stats().clients === 2, { what: "two clients" });
+      // ≈ 1 KB per event, 9 MB in all: more than the socket buffers and the 1 MiB allowance hold.
+      const n = 9000;
+      const pad = "x".repeat(1000);
+      for (let i = 0; i < n; i++) svc.log.info("bulk", { i, pad });
+      const count = () => fast.events.filter((e) => e.event === "log").length;
+      await waitFor(() => count() === n, { timeoutMs: 15_000, what: `${n} entries at the fast client` });
+      assert.ok(dash.stats().logsDropped > 0, "the slow client had entries dropped");
+      assert.equal(dash.stats().clients, 2, "the slow client is still connected");
+      // It reads again: it gets a notice with the number it missed, then live entries again.
+      let text = "";
+      slow.on("data", (d: Buffer) => {
+        text += d.toString("latin1");
+      });
+      slow.resume();
+      const dropped = await waitFor(() => /event: dropped\ndata: \{"count":(\d+)\}/.exec(text)?.[1], {
+        what: "the dropped notice",
+      });
+      assert.ok(Number(dropped) > 0 && Number(dropped) < n, `dropped ${dropped}`);
+      svc.log.info("after the jam");
+      await waitFor(() => text.includes("after the jam"), { what: "live again" });
+    } finally {
+      slow.destroy();
+      fast.close();
+      await svc.stop();
       await dash.stop();
     }
   });
