@@ -104,7 +104,7 @@ export interface DashboardStats {
   snapshotsPushed: number;
   /** Log entries received from the tail. */
   logEntries: number;
-  /** Log entries not sent to a congested client. */
+  /** Log entries not sent to congested clients (in total). */
   logsDropped: number;
   /** Clients seen in total. */
   clientsServed: number;
@@ -165,6 +165,8 @@ export class Dashboard {
   #server: Server | undefined;
   readonly #assets = new Map<string, Promise<Buffer>>();
   readonly #stats = { collections: 0, snapshotsPushed: 0, logEntries: 0, clientsServed: 0 };
+  /** Log entries dropped for clients that are gone. */
+  #droppedByGone = 0;
 
   constructor(options: DashboardOptions) {
     if (!options || options.redis === undefined) {
@@ -233,7 +235,7 @@ export class Dashboard {
 
   /** Counters (clients, collections, pushes, log entries). */
   stats(): DashboardStats {
-    let logsDropped = 0;
+    let logsDropped = this.#droppedByGone;
     for (const c of this.#clients) logsDropped += c.stats.droppedLogs;
     return {
       clients: this.#clients.size,
@@ -460,6 +462,7 @@ export class Dashboard {
 
   #removeClient(c: SseClient): void {
     if (!this.#clients.delete(c)) return;
+    this.#droppedByGone += c.stats.droppedLogs;
     if (this.#clients.size === 0) this.#deactivate();
   }
 

@@ -228,6 +228,35 @@ describe("dashboard: collector and SSE stream", () => {
     }
   });
 
+  test("a client that stays congested longer than stalledClientMs is disconnected", async () => {
+    const ns = randomNamespace("dash");
+    const dash = createDashboard({ redis: redis.url, namespace: ns, intervalMs: 100, stalledClientMs: 300 });
+    const { url } = await dash.listen({ port: 0 });
+    const svc = createService({ name: "chatty", namespace: ns, redis: redis.url, log: { maxLen: 50_000 } });
+    await svc.start();
+    const u = new URL(`${url}events`);
+    const slow = connect(Number(u.port), u.hostname);
+    await once(slow, "connect");
+    slow.write(`GET ${u.pathname} HTTP/1.1\r\nhost: ${u.host}\r\n\r\n`);
+    slow.pause();
+    const closed = once(slow, "close");
+    try {
+      await waitFor(() => dash.stats().clients === 1, { what: "the client" });
+      const pad = "x".repeat(1000);
+      for (let i = 0; i < 9000; i++) svc.log.info("bulk", { i, pad });
+      await waitFor(() => dash.stats().logsDropped > 0, { timeoutMs: 10_000, what: "congestion" });
+      await sleep(400);
+      svc.log.info("one more"); // the next send finds it stalled
+      await waitFor(() => dash.stats().clients === 0, { what: "the stalled client dropped" });
+      slow.resume(); // a paused socket does not report the end it has not read
+      await closed;
+    } finally {
+      slow.destroy();
+      await svc.stop();
+      await dash.stop();
+    }
+  });
+
   test("a snapshot is pushed only when something changed", async () => {
     const dash = createDashboard({ redis: redis.url, namespace: randomNamespace("dash"), intervalMs: 50 });
     const { url } = await dash.listen({ port: 0 });
