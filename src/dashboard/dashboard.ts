@@ -150,7 +150,8 @@ export class Dashboard {
   readonly #logger: Logger;
   #redis: DuplicableRedis | undefined;
   #owned: RedisConnection | undefined;
-  #discovery: Discovery | undefined;
+  /** Discovery of the active period: created by the first client, stopped with the last. */
+  #live: { discovery: Discovery; ready: Promise<void> } | undefined;
   #state: "idle" | "starting" | "running" | "stopped" = "idle";
   #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
@@ -160,7 +161,8 @@ export class Dashboard {
   #collecting: Promise<void> | undefined;
   #lastJson: string | undefined;
   #tail: { abort: AbortController; done: Promise<void> } | undefined;
-  readonly #tailsEnding = new Set<Promise<void>>();
+  /** Background shutdowns (log tails, discoveries) that stop() waits for. */
+  readonly #ending = new Set<Promise<unknown>>();
   #logs: LogEntry[] = [];
   #server: Server | undefined;
   readonly #assets = new Map<string, Promise<Buffer>>();
@@ -245,7 +247,10 @@ export class Dashboard {
     };
   }
 
-  /** Connect (when the dashboard owns its connection) and start discovery. Idempotent. */
+  /**
+   * Connect (when the dashboard owns its connection). Idempotent. Nothing else runs until a page
+   * opens (or `snapshot()` is called).
+   */
   start(): Promise<void> {
     if (this.#state === "stopped") {
       return Promise.reject(new StateError(ErrorCode.NOT_RUNNING, "dashboard: stopped; create a new one"));
@@ -253,8 +258,6 @@ export class Dashboard {
     this.#starting ??= this.#doStart().catch(async (err: unknown) => {
       this.#starting = undefined;
       this.#state = "idle";
-      await this.#discovery?.stop();
-      this.#discovery = undefined;
       this.#owned?.destroy();
       this.#owned = undefined;
       this.#redis = undefined;
@@ -274,8 +277,6 @@ export class Dashboard {
       this.#redis = conn;
       await conn.connect({ failFast: true });
     }
-    this.#discovery = createDiscovery({ redis: this.#redis, keys: this.#keys, hydraInterop: this.#hydra });
-    await this.#discovery.start();
     this.#state = "running";
   }
 
@@ -387,21 +388,69 @@ export class Dashboard {
     );
   };
 
-  /** Read one snapshot now (what the page gets), whether or not a page is open. */
+  /**
+   * Read one snapshot now (what the page gets), whether or not a page is open. Parts that cannot be
+   * read are listed in `errors`; rejects only when discovery cannot start (Redis unreachable).
+   */
   async snapshot(): Promise<DashboardSnapshot> {
     const redis = this.#redis;
-    const discovery = this.#discovery;
-    if (this.#state !== "running" || !redis || !discovery) {
+    if (this.#state !== "running" || !redis) {
       throw new StateError(ErrorCode.NOT_RUNNING, "dashboard: not running (call start())");
     }
     this.#stats.collections++;
-    return collectSnapshot({
-      redis,
-      keys: this.#keys,
-      namespace: this.#keys.namespace,
-      discovery,
-      queueStats: this.#queueStats,
-    });
+    let discovery = await this.#liveDiscovery();
+    let temporary: Discovery | undefined;
+    if (!discovery) {
+      // No page open: a discovery just for this read (a running one would reconcile every second).
+      temporary = this.#newDiscovery(redis);
+      try {
+        await temporary.start();
+      } catch (err) {
+        await temporary.stop();
+        throw err;
+      }
+      discovery = temporary;
+    }
+    try {
+      return await collectSnapshot({
+        redis,
+        keys: this.#keys,
+        namespace: this.#keys.namespace,
+        discovery,
+        queueStats: this.#queueStats,
+      });
+    } finally {
+      await temporary?.stop();
+    }
+  }
+
+  #newDiscovery(redis: DuplicableRedis): Discovery {
+    return createDiscovery({ redis, keys: this.#keys, hydraInterop: this.#hydra, logger: this.#logger });
+  }
+
+  /** The discovery of the active period, started on first use; `undefined` while no page is open. */
+  async #liveDiscovery(): Promise<Discovery | undefined> {
+    const redis = this.#redis;
+    if (!this.#live && redis && this.#clients.size > 0 && this.#state === "running") {
+      const discovery = this.#newDiscovery(redis);
+      const ready = discovery.start().catch(async (err: unknown) => {
+        // Redis unreachable: drop it; the next collection tries a new one.
+        if (this.#live?.discovery === discovery) this.#live = undefined;
+        await discovery.stop();
+        throw err;
+      });
+      this.#live = { discovery, ready };
+    }
+    const live = this.#live;
+    if (!live) return undefined;
+    await live.ready;
+    return live.discovery;
+  }
+
+  #track(p: Promise<unknown>): void {
+    const settled = p.catch(() => undefined);
+    this.#ending.add(settled);
+    void settled.finally(() => this.#ending.delete(settled));
   }
 
   #plain(res: ServerResponse, status: number, text: string): void {
@@ -493,14 +542,28 @@ export class Dashboard {
     this.#tail = undefined;
     if (tail) {
       tail.abort.abort();
-      this.#tailsEnding.add(tail.done);
-      void tail.done.finally(() => this.#tailsEnding.delete(tail.done));
+      this.#track(tail.done);
     }
+    const live = this.#live;
+    this.#live = undefined;
+    if (live) this.#track(live.ready.then(() => live.discovery.stop()));
   }
 
   #tick(): void {
     this.#collectTimer = undefined;
     this.#collecting = this.snapshot()
+      .catch((err: unknown): DashboardSnapshot => {
+        this.#logger.debug({ err }, "dashboard: snapshot failed");
+        // Keep showing what was last known, with the reason it is not current.
+        const last =
+          this.#lastJson === undefined ? undefined : (JSON.parse(this.#lastJson) as DashboardSnapshot);
+        return {
+          namespace: this.#keys.namespace,
+          services: last?.services ?? [],
+          queues: last?.queues ?? { available: false, reason: "not read yet" },
+          errors: [`cannot read the mesh: ${err instanceof Error ? err.message : String(err)}`],
+        };
+      })
       .then((snap) => {
         const json = JSON.stringify(snap);
         if (json === this.#lastJson || this.#clients.size === 0) return;
@@ -508,7 +571,6 @@ export class Dashboard {
         this.#stats.snapshotsPushed++;
         for (const c of this.#clients) c.snapshot(json);
       })
-      .catch((err: unknown) => this.#logger.debug({ err }, "dashboard: snapshot failed"))
       .finally(() => {
         this.#collecting = undefined;
         if (this.#clients.size > 0 && this.#state === "running") {
@@ -598,7 +660,7 @@ export class Dashboard {
     // The clients may have gone while start() finished: make sure nothing was re-armed.
     this.#deactivate();
     await this.#collecting;
-    await Promise.all([...this.#tailsEnding]);
+    await Promise.all([...this.#ending]);
     const server = this.#server;
     this.#server = undefined;
     if (server) {
@@ -606,8 +668,6 @@ export class Dashboard {
       server.closeAllConnections();
       await closed;
     }
-    await this.#discovery?.stop();
-    this.#discovery = undefined;
     if (this.#owned) await this.#owned.close({ timeoutMs: 1000 }).catch(() => this.#owned?.destroy());
     this.#owned = undefined;
     this.#redis = undefined;

@@ -257,6 +257,45 @@ describe("dashboard: collector and SSE stream", () => {
     }
   });
 
+  test("no Redis traffic while no page is open, even after a one-off snapshot()", async () => {
+    const own = await startRedis();
+    const ns = randomNamespace("dash");
+    const svc = createService({ name: "quiet", namespace: ns, redis: own.url });
+    await svc.start();
+    await svc.stop(); // the service stays listed (service index), with no instance
+    const dash = createDashboard({ redis: own.url, namespace: ns, intervalMs: 100 });
+    // Commands run, except our own INFO and the connection watchdog's PING probes of idle sockets.
+    const processed = async () =>
+      [...(await own.cli("INFO", "commandstats")).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)]
+        .filter((m) => m[1] !== "info" && m[1] !== "ping")
+        .reduce((n, m) => n + Number(m[2]), 0);
+    try {
+      const { url } = await dash.listen({ port: 0 });
+      const snap = await dash.snapshot();
+      assert.deepEqual(
+        snap.services.map((x) => x.name),
+        ["quiet"],
+      );
+      const c0 = await processed();
+      await sleep(1500); // longer than discovery's 1 s reconciliation
+      assert.equal((await processed()) - c0, 0, "nothing ran");
+      const page = await openSse(`${url}events`);
+      await page.snapshot(() => true);
+      const c1 = await processed();
+      await sleep(300);
+      assert.ok((await processed()) - c1 > 3, "a page open: the collector reads");
+      page.close();
+      await waitFor(() => !dash.stats().active, { what: "idle" });
+      await sleep(100);
+      const c2 = await processed();
+      await sleep(1200);
+      assert.equal((await processed()) - c2, 0, "idle again once the page is closed");
+    } finally {
+      await dash.stop();
+      await own.stop();
+    }
+  });
+
   test("a snapshot is pushed only when something changed", async () => {
     const dash = createDashboard({ redis: redis.url, namespace: randomNamespace("dash"), intervalMs: 50 });
     const { url } = await dash.listen({ port: 0 });
