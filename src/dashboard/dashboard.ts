@@ -122,6 +122,9 @@ const CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/** Registry events arriving within this many ms are served by one collection. */
+const EVENT_COALESCE_MS = 10;
+
 const isConnection = (v: unknown): v is DuplicableRedis =>
   typeof v === "object" && v !== null && typeof (v as { command?: unknown }).command === "function";
 
@@ -159,6 +162,10 @@ export class Dashboard {
   #collectTimer: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #collecting: Promise<void> | undefined;
+  /** When the pending collection timer fires (epoch ms). */
+  #collectDue = 0;
+  /** A registry event arrived during a collection: collect again right after it. */
+  #again = false;
   #lastJson: string | undefined;
   #tail: { abort: AbortController; done: Promise<void> } | undefined;
   /** Background shutdowns (log tails, discoveries) that stop() waits for. */
@@ -433,6 +440,10 @@ export class Dashboard {
     const redis = this.#redis;
     if (!this.#live && redis && this.#clients.size > 0 && this.#state === "running") {
       const discovery = this.#newDiscovery(redis);
+      // Registry events (join, leave, routes, config) trigger a collection at once instead of at the
+      // next interval: an instance shows up on the page within milliseconds of its start().
+      const soon = () => this.#collectSoon();
+      discovery.on("event", soon).on("join", soon).on("leave", soon);
       const ready = discovery.start().catch(async (err: unknown) => {
         // Redis unreachable: drop it; the next collection tries a new one.
         if (this.#live?.discovery === discovery) this.#live = undefined;
@@ -549,8 +560,26 @@ export class Dashboard {
     if (live) this.#track(live.ready.then(() => live.discovery.stop()));
   }
 
+  /** Collect again shortly (bursts of events coalesce into one collection). */
+  #collectSoon(): void {
+    if (this.#clients.size === 0 || this.#state !== "running") return;
+    if (this.#collecting) {
+      this.#again = true;
+      return;
+    }
+    if (this.#collectTimer !== undefined && this.#collectDue - Date.now() <= EVENT_COALESCE_MS) return;
+    clearTimeout(this.#collectTimer);
+    this.#schedule(EVENT_COALESCE_MS);
+  }
+
+  #schedule(ms: number): void {
+    this.#collectDue = Date.now() + ms;
+    this.#collectTimer = setTimeout(() => this.#tick(), ms);
+  }
+
   #tick(): void {
     this.#collectTimer = undefined;
+    this.#again = false;
     this.#collecting = this.snapshot()
       .catch((err: unknown): DashboardSnapshot => {
         this.#logger.debug({ err }, "dashboard: snapshot failed");
@@ -574,7 +603,7 @@ export class Dashboard {
       .finally(() => {
         this.#collecting = undefined;
         if (this.#clients.size > 0 && this.#state === "running") {
-          this.#collectTimer = setTimeout(() => this.#tick(), this.#intervalMs);
+          this.#schedule(this.#again ? EVENT_COALESCE_MS : this.#intervalMs);
         }
       });
   }

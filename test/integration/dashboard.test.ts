@@ -135,7 +135,9 @@ describe("dashboard: collector and SSE stream", () => {
       console.log(
         `dashboard: instance shown ${appearMs.toFixed(0)} ms after start(), gone ${goneMs.toFixed(0)} ms after stop()`,
       );
-      assert.ok(goneMs < 1000, `gone within a second of stop() (took ${goneMs.toFixed(0)} ms)`);
+      // Event-driven: usually a few ms; at worst one discovery reconciliation (1 s) when a reconcile
+      // that read the index just before the deregistration lands after the leave event.
+      assert.ok(goneMs < 1500, `gone within 1.5 s of stop() (took ${goneMs.toFixed(0)} ms)`);
 
       // A page opened now gets the latest snapshot and the log backlog at once.
       const late = await openSse(`${url}events?level=info`);
