@@ -93,7 +93,9 @@ describe("dashboard in headless Chromium", () => {
     const row = page.locator(`#instances tr[data-instance="${orders.instanceId}"]`);
     await row.waitFor({ timeout: 5000 });
     const appearMs = performance.now() - t0;
-    // Health: status cell, CPU, memory (MiB), in-flight.
+    // Health: status cell, CPU, memory (MiB), in-flight. The row can show up (registry event) before
+    // the instance's first health snapshot is read: wait for it.
+    await row.locator("td", { hasText: "no health yet" }).waitFor({ state: "detached" });
     await row.locator("td.status-ok", { hasText: "ok" }).waitFor();
     const cells = await row.locator("td").allTextContents();
     assert.equal(cells[0], orders.instanceId.slice(0, 12));
