@@ -335,7 +335,13 @@ export class Dashboard {
    * Answers requests under the base path; anything else goes to `next` (or gets a 404).
    */
   handler = (req: IncomingMessage, res: ServerResponse, next?: () => void): void => {
-    const url = new URL(req.url ?? "/", "http://dashboard.invalid");
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://dashboard.invalid");
+    } catch {
+      this.#plain(res, 400, "bad request URL");
+      return;
+    }
     const path = url.pathname;
     if (this.#base !== "" && path === this.#base) {
       res.writeHead(301, { location: `${this.#base}/${url.search}` }).end();
@@ -357,7 +363,13 @@ export class Dashboard {
     }
     const rest = path.slice(this.#base.length + 1);
     if (rest === "events") {
-      this.#openStream(url, req, res);
+      if (req.method === "HEAD") {
+        res.writeHead(200, {
+          "content-type": "text/event-stream; charset=utf-8",
+          "cache-control": "no-cache",
+        });
+        res.end();
+      } else this.#openStream(url, req, res);
       return;
     }
     if (rest === "snapshot.json") {

@@ -371,6 +371,18 @@ describe("dashboard: collector and SSE stream", () => {
     assert.equal(post.headers.get("allow"), "GET, HEAD");
     await post.text();
     assert.equal((await fetch(`${url}../etc/passwd`)).status, 404);
+    const head = await fetch(`${url}events`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(dash.stats().clients, 0, "HEAD opens no stream");
+    // A request line node:http accepts but URL cannot parse gets a 400, not a crash.
+    const raw = connect(Number(new URL(url).port), "127.0.0.1");
+    raw.write("GET http://[ HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    let rawText = "";
+    raw.on("data", (d: Buffer) => {
+      rawText += d.toString();
+    });
+    await once(raw, "close");
+    assert.match(rawText, /^HTTP\/1\.1 400/);
     assert.equal((await fetch(`${url}nope.js`)).status, 404);
     const bad = await fetch(`${url}events?level=loud`);
     assert.equal(bad.status, 400);
