@@ -10,7 +10,8 @@ const walk = (d) => {
   for (const name of readdirSync(d)) {
     const p = join(d, name);
     if (statSync(p).isDirectory()) walk(p);
-    else if (exts.some((e) => name.endsWith(e))) {
+    // Everything under a public/ folder is a static asset (the dashboard's page script included).
+    else if (exts.some((e) => name.endsWith(e)) || p.split(/[\\/]/).includes("public")) {
       const out = join("dist", relative("src", p));
       mkdirSync(dirname(out), { recursive: true });
       copyFileSync(p, out);

@@ -1,5 +1,6 @@
 /**
- * The `redmesh` command line: registry listings today (`services`, `instances`, `health`, `routes`).
+ * The `redmesh` command line: registry listings (`services`, `instances`, `health`, `routes`), `logs`,
+ * `config …` and `dashboard`.
  * Every command takes the global `--redis URL` (env `REDIS_URL`), `--namespace NS` (env
  * `REDMESH_NAMESPACE`) and `--json`, prints a readable table (coloured on a TTY) or JSON, and exits
  * with a code from {@link ExitCode}. Errors are one line on stderr, never a stack.
@@ -7,6 +8,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { createConfigClient } from "../config/index.js";
+import { createDashboard } from "../dashboard/index.js";
 import { ErrorCode, isRedmeshError, RedmeshError } from "../errors.js";
 import { readHealth } from "../health/index.js";
 import { createKeys, type Keys } from "../keys.js";
@@ -694,6 +696,34 @@ export function buildProgram(io: CliIO): Command {
           () => `${paint.green("✓")} ${service} config version ${paint.bold(version)} is active again`,
           () => ({ service, version }),
         );
+      }),
+    );
+
+  program
+    .command("dashboard")
+    .description("serve the live web dashboard (read-only, no authentication: keep it on localhost)")
+    .option("--port <port>", "TCP port (0: any free one)", "8090")
+    .option("--host <host>", "interface to bind", "127.0.0.1")
+    .action((o: { port: string; host: string }) =>
+      withSession(io, globals(), async (s) => {
+        const port = /^\d{1,5}$/.test(o.port) ? Number(o.port) : -1;
+        if (port < 0 || port > 65535) throw usage(`--port must be an integer 0..65535, not "${o.port}"`);
+        if (!io.signal)
+          throw usage("dashboard runs until interrupted: no interrupt signal is available here");
+        const signal = io.signal;
+        const dash = createDashboard({ redis: s.redis, keys: s.keys });
+        try {
+          const { url } = await dash.listen({ port, host: o.host });
+          s.print(
+            () =>
+              `${paint.green("✓")} dashboard for namespace ${paint.bold(s.opts.namespace)} at ${paint.bold(url)}\n${paint.dim("read-only; Ctrl-C to stop")}`,
+            () => ({ url, namespace: s.opts.namespace }),
+          );
+          if (!signal.aborted)
+            await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+        } finally {
+          await dash.stop();
+        }
       }),
     );
 

@@ -138,6 +138,8 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   #status: ConnectionStatusValue = ConnectionStatus.IDLE;
   #everReady = false;
   #closing: Promise<void> | undefined;
+  /** Rejecters of pending `connect()` waits, failed at once by `close()`/`destroy()`. */
+  readonly #connectWaits = new Set<(err: RedmeshError) => void>();
   readonly #listeners = new Map<string, Set<MessageListener>>();
   readonly #deadlines = new DeadlineTracker();
   /** When the command socket last delivered a reply (epoch ms). */
@@ -309,6 +311,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
       );
       const done = (err?: RedmeshError) => {
         clearTimeout(timer);
+        this.#connectWaits.delete(done);
         this.off("ready", onReady);
         this.off("error", onError);
         signal?.removeEventListener("abort", onAbort);
@@ -317,6 +320,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
       };
       this.on("ready", onReady);
       this.on("error", onError);
+      this.#connectWaits.add(done);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
@@ -589,6 +593,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     const clients = [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
     const wasReady = this.isReady;
     this.#setStatus(ConnectionStatus.CLOSED);
+    this.#cancelConnect(clients);
     clearInterval(this.#probeTimer);
     this.#listeners.clear();
     await Promise.all(
@@ -615,9 +620,23 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     this.#setStatus(ConnectionStatus.CLOSED);
     clearInterval(this.#probeTimer);
     this.#listeners.clear();
-    for (const c of [this.#client, this.#subscriber]) if (c?.isOpen) c.destroy();
+    const clients = [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
+    this.#cancelConnect(clients);
+    for (const c of clients) if (c.isOpen) c.destroy();
     this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));
     this.#closing ??= Promise.resolve();
+  }
+
+  /**
+   * Closing while connecting: fail the pending `connect()` waits now (not at their timeout), and
+   * destroy a socket that shows up afterwards. node-redis 6 stores the socket it is connecting only
+   * once the TCP connect resolves, so a `destroy()` in that window misses it and the socket would then
+   * finish its handshake and stay open (keeping the process alive).
+   */
+  #cancelConnect(clients: NodeRedisClient[]): void {
+    for (const fail of [...this.#connectWaits])
+      fail(new ConnectionError("the Redis connection was closed while connecting"));
+    for (const c of clients) if (!c.isReady) c.once("connect", () => c.destroy());
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
