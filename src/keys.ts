@@ -159,6 +159,8 @@ export interface Keys {
    * `queue` is the queue name (the default queue is `"default"`), `part` the structure (e.g. `delayed`).
    */
   queue(svc: string, queue: string, part: string): string;
+  /** SET of the queue names a service uses (written when a queue is first used; for tools). */
+  queueIndex(svc: string): string;
   /** A key private to one consumer of a queue: `<ns>:service:<svc>:mq:<queue>:<part>:<iid>`. */
   queueConsumer(svc: string, queue: string, part: string, iid: string): string;
   /** The prefix shared by every key of a service (for ACL key patterns). */
@@ -196,6 +198,7 @@ export function createKeys(options: KeysOptions = {}): Keys {
     log: (svc: string) => `${root}:${t(svc)}:log`,
     configActive: (svc: string) => `${root}:${t(svc)}:config:active`,
     queue: (svc: string, queue: string, part: string) => `${root}:${t(svc)}:mq:${queue}:${part}`,
+    queueIndex: (svc: string) => `${root}:${t(svc)}:queues`,
     queueConsumer: (svc: string, queue: string, part: string, iid: string) =>
       `${root}:${t(svc)}:mq:${queue}:${part}:${iid}`,
     servicePrefix: (svc: string) => `${root}:${t(svc)}:`,

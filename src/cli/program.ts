@@ -483,30 +483,40 @@ export function buildProgram(io: CliIO): Command {
     .option("--max-body <bytes>", "largest request body accepted", "1048576")
     .option("--rate-limit <rps>", "per client IP requests/s (0: off)", "0")
     .option("--cors <origins...>", "allowed CORS origins")
-    .action((o: { port: string; host: string; maxBody: string; rateLimit: string; cors?: string[] }) =>
-      withSession(io, globals(), async (s) => {
-        const { createGateway } = await import("../gateway/index.js");
-        const rps = positiveInt(o.rateLimit, "--rate-limit");
-        const gw = createGateway({
-          redis: s.opts.redis,
-          namespace: s.opts.namespace,
-          port: positiveInt(o.port, "--port"),
-          host: o.host,
-          limits: { maxBodyBytes: positiveInt(o.maxBody, "--max-body") },
-          ...(rps > 0 ? { rateLimit: { ratePerSec: rps, burst: rps * 2 } } : {}),
-          ...(o.cors ? { cors: { origins: o.cors } } : {}),
-        });
-        await gw.start();
-        io.stderr.write(
-          `gateway listening on ${paint.bold(gw.url)} (metrics: ${gw.url}/metrics) — Ctrl-C to stop\n`,
-        );
-        if (s.opts.json) io.stdout.write(`${JSON.stringify({ url: gw.url })}\n`);
-        await new Promise<void>((resolve) => {
-          if (!io.signal || io.signal.aborted) return resolve();
-          io.signal.addEventListener("abort", () => resolve(), { once: true });
-        });
-        await gw.stop();
-      }),
+    .option("--dashboard", "also serve the live dashboard under /dashboard", false)
+    .action(
+      (o: {
+        port: string;
+        host: string;
+        maxBody: string;
+        rateLimit: string;
+        cors?: string[];
+        dashboard: boolean;
+      }) =>
+        withSession(io, globals(), async (s) => {
+          const { createGateway } = await import("../gateway/index.js");
+          const rps = positiveInt(o.rateLimit, "--rate-limit");
+          const gw = createGateway({
+            redis: s.opts.redis,
+            namespace: s.opts.namespace,
+            port: positiveInt(o.port, "--port"),
+            host: o.host,
+            limits: { maxBodyBytes: positiveInt(o.maxBody, "--max-body") },
+            ...(rps > 0 ? { rateLimit: { ratePerSec: rps, burst: rps * 2 } } : {}),
+            ...(o.cors ? { cors: { origins: o.cors } } : {}),
+            dashboard: o.dashboard,
+          });
+          await gw.start();
+          io.stderr.write(
+            `gateway listening on ${paint.bold(gw.url)} (metrics: ${gw.url}/metrics) — Ctrl-C to stop\n`,
+          );
+          if (s.opts.json) io.stdout.write(`${JSON.stringify({ url: gw.url })}\n`);
+          await new Promise<void>((resolve) => {
+            if (!io.signal || io.signal.aborted) return resolve();
+            io.signal.addEventListener("abort", () => resolve(), { once: true });
+          });
+          await gw.stop();
+        }),
     );
 
   program

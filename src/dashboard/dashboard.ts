@@ -34,6 +34,7 @@ import {
 } from "../log/index.js";
 import { compareEntries, compareIds } from "../log/types.js";
 import { type Logger, silentLogger } from "../logger.js";
+import { type QueueRedis, readQueueStats } from "../queue/index.js";
 import { createRedisConnection, type RedisConnection, type RedisOptions } from "../redis/index.js";
 import { createDiscovery, type Discovery } from "../registry/index.js";
 import { collectSnapshot, type DashboardSnapshot, type QueueStatsSource } from "./snapshot.js";
@@ -436,7 +437,10 @@ export class Dashboard {
         keys: this.#keys,
         namespace: this.#keys.namespace,
         discovery,
-        queueStats: this.#queueStats,
+        // Without a source of its own, every queue the services indexed (see readQueueStats).
+        queueStats:
+          this.#queueStats ??
+          (async () => readQueueStats(redis as QueueRedis, this.#keys, await discovery.services())),
       });
     } finally {
       await temporary?.stop();

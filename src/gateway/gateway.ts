@@ -24,6 +24,7 @@ import type { AddressInfo, Socket } from "node:net";
 import { type Duplex, Transform } from "node:stream";
 import { Pool } from "undici";
 import type { InstancePicker } from "../balancer/index.js";
+import { createDashboard, type Dashboard, type DashboardOptions } from "../dashboard/index.js";
 import { safeJsonParse } from "../envelope/umf.js";
 import { ErrorCode, RedmeshError, StateError, ValidationError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
@@ -131,6 +132,12 @@ export interface GatewayOptions {
    */
   balancer?: InstancePicker;
   /**
+   * Serve the live dashboard under `/dashboard` (read-only, but it shows the mesh's topology, health
+   * and logs: only turn it on where that is acceptable). `true` or dashboard options.
+   * @default false
+   */
+  dashboard?: boolean | Omit<DashboardOptions, "redis" | "keys" | "namespace" | "basePath">;
+  /**
    * How often the route table is re-read even without registry events.
    * @default 5000
    */
@@ -228,6 +235,7 @@ export class Gateway {
   };
   readonly #logger: Logger;
   readonly #rpc: GatewayRpcInvoker | undefined;
+  readonly #dashboard: Dashboard | undefined;
   readonly #pick: GatewayPicker;
   readonly #balancer: InstancePicker | undefined;
   readonly #cors: CorsPolicy | undefined;
@@ -314,6 +322,14 @@ export class Gateway {
       reconcileMs: options.reconcileMs ?? d.reconcileMs,
       logger: this.#logger,
     });
+    this.#dashboard = options.dashboard
+      ? createDashboard({
+          ...(options.dashboard === true ? {} : options.dashboard),
+          redis: this.service.redis,
+          keys: this.service.keys,
+          logger: this.#logger,
+        })
+      : undefined;
     this.#server = createServer({
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.requestTimeoutMs,
@@ -398,6 +414,7 @@ export class Gateway {
       events.on("leave", this.#onLeave);
       await this.#refresh();
       await this.#ws.start();
+      await this.#dashboard?.start();
       this.#server.listen(this.#o.port, this.#o.host);
       await Promise.race([
         once(this.#server, "listening"),
@@ -440,8 +457,10 @@ export class Gateway {
       ? new Promise<void>((resolve) => this.#server.close(() => resolve()))
       : Promise.resolve();
     this.#server.closeIdleConnections();
-    // 2. WebSockets are not "requests": close them explicitly with 1001.
+    // 2. WebSockets are not "requests": close them explicitly with 1001; the dashboard ends its
+    //    event streams (they never finish on their own).
     await this.#ws.stop(grace).catch(() => undefined);
+    await this.#dashboard?.stop().catch(() => undefined);
     // 3. In-flight requests get the grace period, then whatever is left is cut.
     await this.#waitIdle(grace);
     this.#server.closeAllConnections();
@@ -611,6 +630,12 @@ export class Gateway {
     };
     res.once("finish", finish);
     res.once("close", finish);
+    const url = req.url ?? "";
+    if (this.#dashboard && /^\/dashboard(?:[/?#]|$)/.test(url)) {
+      // The dashboard answers by itself (pages, and event streams that stay open); it checks its paths.
+      this.#dashboard.handler(req, res);
+      return;
+    }
     this.#route(req, res, ctx)
       .then(() => {
         // Safety net: every path of #route answers before resolving; a request must never hang.

@@ -26,3 +26,4 @@ export {
   QueueWarningCode,
   type QueueWarningCodeValue,
 } from "./queue.js";
+export { type QueueStatsEntry, readQueueStats } from "./stats-source.js";

@@ -341,6 +341,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     delayed: string;
     dead: string;
     index: string;
+    names: string;
     wake: string;
   };
   readonly #cycleKeys: string[];
@@ -443,6 +444,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       delayed: k.queue(svc, name, "delayed"),
       dead: k.queue(svc, name, "dead"),
       index: k.instanceIndex(svc),
+      names: k.queueIndex(svc),
       // A pub/sub channel (built by keys.ts like every name): "a delayed job is due in N ms".
       wake: k.queue(svc, name, "wake"),
     };
@@ -507,8 +509,20 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     );
   }
 
+  /** Record this queue's name in the service's queue index (once; tools list queues from it). */
+  #announce(): void {
+    if (this.#announced) return;
+    this.#announced = true;
+    this.#redis.command(["SADD", this.#k.names, this.name]).catch(() => {
+      this.#announced = false; // try again next time
+    });
+  }
+
+  #announced = false;
+
   async #addEncoded(jobs: EncodedJob[]): Promise<AddResult[]> {
     if (jobs.length === 0) return [];
+    this.#announce();
     const simple = jobs.every((j) => j.delay === 0 && j.unique === "" && j.priority === "0");
     if (simple) {
       // The common case needs no script: one LPUSH, exactly what Hydra's queueMessage does.
@@ -570,6 +584,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       this.#sweepTimer = setInterval(() => this.#sweep(), every);
     }
     this.#subscribeWake();
+    this.#announce();
     if (this.#o.checkDurability) this.#track(this.checkDurability().then(() => undefined));
     this.#schedulePump();
     return this;
