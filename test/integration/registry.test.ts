@@ -159,6 +159,28 @@ describe("registry: registration, presence, discovery, routes, health", () => {
     assert.ok(a.stats().reregistrations >= 1);
   });
 
+  test("forged presence (a raw SET of a presence key, even with a node entry) is never routed to", async () => {
+    const ns = randomNamespace();
+    const real = svc("orders", ns);
+    const caller = svc("caller", ns);
+    await Promise.all([real.start(), caller.start()]);
+    const fake = "f".repeat(32);
+    await redis.cli("SET", `${ns}:service:orders:${fake}:presence`, fake, "PX", "60000");
+    await redis.cli(
+      "HSET",
+      `${ns}:service:nodes`,
+      fake,
+      JSON.stringify({ serviceName: "orders", instanceID: fake, version: "6.6.6", ip: "", port: 0 }),
+    );
+    caller.registry.events.invalidate();
+    await caller.registry.events.reconcile();
+    assert.deepEqual(
+      (await caller.registry.instances("orders")).map((i) => i.id),
+      [real.instanceId],
+      "only instances registered through the registration script (the instance index) are discovered",
+    );
+  });
+
   test("services(), nodes() and routes()", async () => {
     const ns = randomNamespace();
     const a = svc("orders", ns);
