@@ -30,7 +30,7 @@ import { ErrorCode, RedmeshError, StateError, ValidationError } from "../errors.
 import { type Logger, silentLogger } from "../logger.js";
 import type { RedisOptions } from "../redis/index.js";
 import { type Instance, InstanceStatus, type RegistryEvent } from "../registry/index.js";
-import { HTTP_ROUTE_METHOD, type HttpRouteResponse } from "../rpc/index.js";
+import { HTTP_ROUTE_METHOD, type HttpRouteRequest, type HttpRouteResponse } from "../rpc/index.js";
 import { createService, type Service } from "../service.js";
 import { type CorsOptions, CorsPolicy } from "./cors.js";
 import { GatewayErrorCode, sendError } from "./errors.js";
@@ -42,22 +42,7 @@ import { buildRouteTable, type RouteEntry, RouteTable } from "./router.js";
 import { WsBridge } from "./ws-bridge.js";
 
 /** The request handed to the RPC seam (headers already filtered of hop-by-hop ones). */
-export interface GatewayRpcRequest {
-  /** The route pattern that matched, normalised (`[get]/v1/items/:id`). */
-  route: string;
-  /** Upper-case HTTP method. */
-  method: string;
-  /** Normalised path, as routed. */
-  path: string;
-  /** Route parameters (`:id` → `params.id`; a wildcard under its name, `*` by default). */
-  params: Record<string, string>;
-  /** Query parameters (repeated keys give arrays). */
-  query: Record<string, string | string[]>;
-  /** Request headers without hop-by-hop ones, plus `x-forwarded-*` and `x-request-id`. */
-  headers: Record<string, string | string[]>;
-  /** The body: parsed JSON when the content type is JSON, else text; `undefined` when empty. */
-  body: unknown;
-}
+export type GatewayRpcRequest = HttpRouteRequest & { route: string };
 
 /** What the RPC seam answers. */
 export interface GatewayRpcResponse {
