@@ -33,6 +33,7 @@ export * from "./queue/index.js";
 export * from "./redis/index.js";
 export * from "./registry/index.js";
 export * from "./rpc/index.js";
+export * from "./security/index.js";
 export {
   createService,
   DEFAULT_SERVICE_OPTIONS,

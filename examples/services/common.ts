@@ -33,11 +33,13 @@ export function demoService<C>(
 
 /**
  * Start `svc`, report "started", follow the other demo services' joins and leaves, and stop
- * gracefully on SIGTERM, SIGINT or end of stdin. Call after the routes and handlers are set up.
+ * gracefully on SIGTERM, SIGINT or end of stdin. Call after the routes and handlers are set up;
+ * `afterStart` runs once connected, before the service says it is started.
  */
-export async function run<C>(svc: Service<C>): Promise<void> {
+export async function run<C>(svc: Service<C>, afterStart?: () => Promise<void>): Promise<void> {
   svc.healthCheck("ready", () => true);
   await svc.start();
+  await afterStart?.();
   svc.registry.events.on("join", (i) => report(svc.name, "saw-join", { peer: i.service, id: i.id }));
   svc.registry.events.on("leave", (i) => report(svc.name, "saw-leave", { peer: i.service, id: i.id }));
   // Warm the discovery cache for every peer so joins and leaves arrive as events.

@@ -2,7 +2,7 @@
  * The inventory service: stock counts shared by all its instances (a Redis hash, so any instance
  * can answer), reservations over RPC, a stock route for the gateway, and a live setting.
  *
- * - RPC `reserve {sku, qty}` → `{reserved, left}`; `stock {sku}` → `{sku, available}`.
+ * - RPC `reserve {sku, qty}` → `{reserved, left}`; `stock {sku}` → `{sku, available, servedBy}`.
  * - HTTP (through the gateway) `GET /v1/stock/:sku`.
  * - Config `{ lowStockThreshold }` (default 5): a reservation that leaves less than that logs a
  *   warning. A new config version is picked up live by every instance (`config.on("change")`).
@@ -53,7 +53,7 @@ async function available(sku: string): Promise<number> {
 
 svc.handle("stock", async (p) => {
   const { sku } = checkItem(p);
-  return { sku, available: await available(sku) };
+  return { sku, available: await available(sku), servedBy: svc.instanceId };
 });
 
 svc.handle("reserve", async (p) => {
@@ -83,7 +83,8 @@ svc.config.on("change", (_old, value, { version }) => {
   report("inventory", "config-changed", { id: svc.instanceId, version, config: value });
 });
 
-await run(svc);
 // Seed the stock once for the whole namespace (HSETNX: the first instance wins, restarts keep counts).
-for (const [sku, n] of Object.entries(INITIAL_STOCK))
-  await svc.redis.command(["HSETNX", stockKey, sku, String(n)]);
+await run(svc, async () => {
+  for (const [sku, n] of Object.entries(INITIAL_STOCK))
+    await svc.redis.command(["HSETNX", stockKey, sku, String(n)]);
+});

@@ -22,6 +22,7 @@ const code = await runCli(process.argv.slice(2), {
   env: process.env,
   signal: interrupt.signal,
   readFile: (path) => readFile(path, "utf8"),
+  execPath: process.execPath,
 });
 process.off("SIGINT", onSignal);
 process.off("SIGTERM", onSignal);

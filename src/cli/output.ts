@@ -13,6 +13,10 @@ export interface CliIO {
   signal?: AbortSignal;
   /** Reads a file (for `config set --file`); injectable for tests. */
   readFile?: (path: string) => Promise<string>;
+  /** The Node binary child scripts run with (`redmesh demo`); the entry point passes `process.execPath`. */
+  execPath?: string;
+  /** Where `redmesh demo` looks for the demo script. @default examples/demo/main.ts of the repository */
+  demoScript?: string;
 }
 
 /** Colour helpers that are identity functions when colour is off. */

@@ -1,11 +1,14 @@
 /**
  * The `redmesh` command line: registry listings (`services`, `instances`, `health`, `routes`), `logs`,
- * `config …` and `dashboard`.
+ * `config …`, `dashboard` and `demo`.
  * Every command takes the global `--redis URL` (env `REDIS_URL`), `--namespace NS` (env
  * `REDMESH_NAMESPACE`) and `--json`, prints a readable table (coloured on a TTY) or JSON, and exits
  * with a code from {@link ExitCode}. Errors are one line on stderr, never a stack.
  * @module
  */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { createConfigClient } from "../config/index.js";
 import { createDashboard } from "../dashboard/index.js";
@@ -16,6 +19,7 @@ import { isLogLevel, type LogEntry, queryLogs, tailLogs } from "../log/index.js"
 import { createQueue, type JobOptions } from "../queue/index.js";
 import { createRedisConnection, type RedisConnection } from "../redis/index.js";
 import { createDiscovery, type Discovery, type Instance } from "../registry/index.js";
+import { aclSetUserCommand } from "../security/index.js";
 import { createService } from "../service.js";
 import { ago, type CliIO, paintFor, parseSince, spinner, table } from "./output.js";
 
@@ -520,6 +524,53 @@ export function buildProgram(io: CliIO): Command {
     );
 
   program
+    .command("acl <service>")
+    .description("print (or --apply) a least-privilege Redis ACL user for one service")
+    .option("--talks-to <services...>", "services it calls, answers or messages (their channels are granted)")
+    .option("--produce-to <services...>", "services whose queues it adds jobs to")
+    .option("--user <name>", "ACL user name (default redmesh-<service>)")
+    .option(
+      "--password-env <var>",
+      "read the password from this environment variable",
+      "REDMESH_ACL_PASSWORD",
+    )
+    .option("--apply", "create or replace the user on the Redis given by --redis", false)
+    .action(
+      (
+        service: string,
+        o: { talksTo?: string[]; produceTo?: string[]; user?: string; passwordEnv: string; apply: boolean },
+      ) => {
+        const opts = globals();
+        const password = io.env[o.passwordEnv];
+        if (!password) throw usage(`set the user's password in $${o.passwordEnv} (16 characters or more)`);
+        const cmd = aclSetUserCommand({
+          keys: createKeys({ namespace: opts.namespace }),
+          service,
+          talksTo: o.talksTo ?? [],
+          produceTo: o.produceTo ?? [],
+          password,
+          ...(o.user ? { user: o.user } : {}),
+        });
+        const shown = cmd.map((a) => (a.startsWith(">") ? ">********" : a));
+        if (!o.apply) {
+          io.stdout.write(
+            opts.json
+              ? `${JSON.stringify({ command: shown })}\n`
+              : `${shown.map((a) => (/^[\w.:@+-]+$/.test(a) ? a : `'${a}'`)).join(" ")}\n`,
+          );
+          return Promise.resolve();
+        }
+        return withSession(io, opts, async (s) => {
+          await s.redis.command(cmd);
+          s.print(
+            () => `${paint.green("✓")} ACL user ${paint.bold(cmd[2] ?? "")} set for service ${service}`,
+            () => ({ user: cmd[2], service, applied: true }),
+          );
+        });
+      },
+    );
+
+  program
     .command("logs [services...]")
     .description(
       "show (or follow with -f) the distributed logs of some or all services, merged in time order",
@@ -736,6 +787,61 @@ export function buildProgram(io: CliIO): Command {
         }
       }),
     );
+
+  program
+    .command("demo")
+    .description(
+      "run the product tour (orders, inventory, billing and the gateway on one Redis); only from a clone of the repository",
+    )
+    .option("--keep", "leave everything running after the tour (dashboard URL printed) until Ctrl-C", false)
+    .action(async (o: { keep: boolean }) => {
+      // The demo is TypeScript that ships only in the repository (not in the npm package): run it with
+      // the same Node and tsx, as `npm run demo` does.
+      const script = io.demoScript ?? fileURLToPath(new URL("../../examples/demo/main.ts", import.meta.url));
+      if (!existsSync(script)) {
+        throw new Error(
+          `the demo ships only in the redmesh repository (${script} not found): clone it and run \`npm run demo\``,
+        );
+      }
+      if (!io.execPath) throw new Error("no Node binary to run the demo with");
+      let tsx: string;
+      try {
+        tsx = import.meta.resolve("tsx");
+      } catch {
+        throw new Error("the demo needs tsx: run `npm install` in the repository first");
+      }
+      // Only what was given on the command line overrides the demo's own defaults (its namespace is
+      // "redmesh-demo", and it starts a throwaway Redis when none answers).
+      const env = { ...io.env };
+      if (program.getOptionValueSource("redis") === "cli") env.REDIS_URL = globals().redis;
+      if (program.getOptionValueSource("namespace") === "cli") env.REDMESH_NAMESPACE = globals().namespace;
+      // On a terminal the demo writes to it directly (colours, Ctrl-C reaches it too); otherwise its
+      // output goes through `io` like every other command's.
+      const direct = io.stdout.isTTY === true;
+      const child = spawn(io.execPath, ["--import", tsx, script, ...(o.keep ? ["--keep"] : [])], {
+        env,
+        stdio: direct ? "inherit" : ["ignore", "pipe", "pipe"],
+      });
+      child.stdout?.on("data", (d: Buffer) => io.stdout.write(d.toString()));
+      child.stderr?.on("data", (d: Buffer) => io.stderr.write(d.toString()));
+      // Ctrl-C (or SIGTERM to this process alone) ends the demo cleanly: it stops its children itself.
+      const onAbort = () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGINT");
+      };
+      io.signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>(
+          (resolve, reject) => {
+            child.once("error", reject);
+            child.once("close", (c, s) => resolve([c, s]));
+          },
+        );
+        if (code !== 0)
+          throw new Error(`the demo ended with ${code === null ? signal : `exit code ${code}`}`);
+      } finally {
+        io.signal?.removeEventListener("abort", onAbort);
+      }
+    });
 
   return program;
 }

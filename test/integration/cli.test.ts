@@ -355,6 +355,21 @@ describe("redmesh CLI: registry listings", () => {
     assert.equal(r.code, ExitCode.OK, r.err);
   });
 
+  test("acl: prints the rules, or applies them; the password comes from the environment", async () => {
+    const env = { REDMESH_ACL_PASSWORD: "0123456789abcdef-secret" };
+    const shown = await cli([...g(), "acl", "orders", "--talks-to", "billing"], env);
+    assert.equal(shown.code, ExitCode.OK, shown.err);
+    assert.match(shown.out, /^ACL SETUSER redmesh-orders reset on '>\*{8}' resetkeys resetchannels -@all /);
+    assert.ok(!shown.out.includes("0123456789abcdef-secret"), "the password is never printed");
+    assert.match(shown.out, new RegExp(`'~${ns}:service:orders:\\*'`));
+    assert.match(shown.out, new RegExp(`'&${ns}:service:mc:billing:\\*'`));
+    assert.equal((await cli([...g(), "acl", "orders"])).code, ExitCode.USAGE, "no password");
+    const applied = await cli([...g(), "--json", "acl", "billing", "--apply"], env);
+    assert.equal(applied.code, ExitCode.OK, applied.err);
+    assert.deepEqual(JSON.parse(applied.out), { user: "redmesh-billing", service: "billing", applied: true });
+    assert.match(await redis.cli("ACL", "LIST"), /user redmesh-billing on .*~\S+:service:billing:\*/);
+  });
+
   test("the binary itself runs: --help exits 0 and lists the commands", () => {
     const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--help"], {
       encoding: "utf8",

@@ -1,0 +1,5 @@
+/**
+ * Security helpers: least-privilege Redis ACL users for services.
+ * @module
+ */
+export { ACL_COMMANDS, type AclOptions, aclRules, aclSetUserCommand } from "./acl.js";
