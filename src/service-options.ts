@@ -63,6 +63,7 @@ const CHECKS: Record<string, Check> = {
   logger: any,
   secret,
   requireSignature: bool,
+  replayWindowMs: ms(0),
   maxMessageBytes: int(256, 512 * 1024 * 1024),
   rpcTimeoutMs: ms(1),
   picker,

@@ -95,6 +95,11 @@ export interface ServiceOptions<C = unknown> {
   secret?: string | Buffer;
   /** Drop unsigned or badly signed messages (needs `secret`). @default false */
   requireSignature?: boolean;
+  /**
+   * Replay protection for signed messages (with `secret`): refuse ones whose timestamp is further than
+   * this from the local clock, and message ids already seen within it. 0 turns it off. @default 30000
+   */
+  replayWindowMs?: number;
   /** Largest message accepted or sent, in bytes; checked before parsing. @default 1048576 */
   maxMessageBytes?: number;
   /** Default RPC call timeout. @default 10000 */
@@ -220,6 +225,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       | "config"
       | "secret"
       | "requireSignature"
+      | "replayWindowMs"
       | "maxMessageBytes"
       | "rpcTimeoutMs"
       | "picker"
@@ -384,6 +390,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
       ...(options.secret === undefined ? {} : { secret: options.secret }),
       requireSignature: options.requireSignature ?? false,
+      ...(options.replayWindowMs === undefined ? {} : { replayWindowMs: options.replayWindowMs }),
       coalesce: options.coalesce ?? true,
       wantsMessages: () => this.listenerCount("message") > 0,
     });

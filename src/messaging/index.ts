@@ -12,6 +12,7 @@ export {
   parseTarget,
 } from "./messenger.js";
 export { type InstancePicker, isEligible, type PickContext, randomPicker } from "./picker.js";
+export { ReplayGuard, type ReplayGuardOptions, ReplayVerdict, type ReplayVerdictValue } from "./replay.js";
 export {
   asShort,
   DropReason,

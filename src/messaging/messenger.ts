@@ -21,6 +21,7 @@ import { type Logger, silentLogger } from "../logger.js";
 import { type RedisLike, translateError } from "../redis/index.js";
 import type { Discovery, Instance } from "../registry/index.js";
 import { type InstancePicker, type PickContext, randomPicker } from "./picker.js";
+import { ReplayGuard } from "./replay.js";
 import { DropReason, type DropReasonValue, FRAME_FORMAT, receive, serialize } from "./wire.js";
 
 /**
@@ -53,6 +54,11 @@ export interface MessengerOptions {
   secret?: string | Buffer;
   /** Drop unsigned or badly signed messages (needs `secret`). @default false */
   requireSignature?: boolean;
+  /**
+   * Replay protection for signed messages: refuse ones whose timestamp is further than this from the
+   * local clock, and ids already seen within it. 0 turns it off. @default 30000 (with a `secret`)
+   */
+  replayWindowMs?: number;
   /** Coalesce messages per channel per event-loop turn into frames. @default true */
   coalesce?: boolean;
   /** Other instances tried when `PUBLISH` reaches no receiver. @default 3 */
@@ -75,6 +81,8 @@ export interface MessagingStats {
   malformed: number;
   /** Unsigned (under enforcement) or badly signed messages, dropped. */
   badSignature: number;
+  /** Signed messages refused as stale or already seen (replay protection), dropped. */
+  replayed: number;
   /** Instances evicted from the cache because `PUBLISH` reached nobody. */
   evicted: number;
   /** Messages re-sent to another instance after a `PUBLISH` reached nobody. */
@@ -130,6 +138,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   readonly #maxBytes: number;
   readonly #secret: string | Buffer | undefined;
   readonly #requireSignature: boolean;
+  readonly #replay: ReplayGuard | undefined;
   readonly #coalesce: boolean;
   readonly #sendRetries: number;
   readonly #channels: string[];
@@ -148,6 +157,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     tooLarge: 0,
     malformed: 0,
     badSignature: 0,
+    replayed: 0,
     evicted: 0,
     resent: 0,
     listenerErrors: 0,
@@ -173,6 +183,8 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     this.#maxBytes = o.maxMessageBytes ?? 1024 * 1024;
     this.#secret = o.secret;
     this.#requireSignature = o.requireSignature ?? false;
+    const window = o.replayWindowMs ?? 30_000;
+    this.#replay = o.secret !== undefined && window > 0 ? new ReplayGuard({ windowMs: window }) : undefined;
     this.#coalesce = o.coalesce ?? true;
     this.#sendRetries = o.sendRetries ?? 3;
     this.#wants = o.wantsMessages ?? (() => this.listenerCount("message") > 0);
@@ -230,7 +242,12 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   #receive(text: string): void {
     receive(
       text,
-      { maxBytes: this.#maxBytes, secret: this.#secret, requireSignature: this.#requireSignature },
+      {
+        maxBytes: this.#maxBytes,
+        secret: this.#secret,
+        requireSignature: this.#requireSignature,
+        replay: this.#replay,
+      },
       this.#deliver,
       this.#drop,
     );
@@ -270,6 +287,8 @@ export class Messenger extends EventEmitter<MessengerEvents> {
    * the message is too large or cannot be serialised.
    */
   enqueue(channel: string, msg: UmfShort, frames: boolean, listener?: PublishListener): void {
+    // A signed message carries its time under the signature: receivers refuse stale ones and replays.
+    if (this.#secret !== undefined && msg.ts === undefined) msg.ts = new Date().toISOString();
     this.enqueueText(channel, serialize(msg, this.#maxBytes, this.#secret), frames, listener);
   }
 

@@ -12,6 +12,7 @@
 
 import { computeSignature, safeJsonParse, type UmfShort, verifySignature } from "../envelope/index.js";
 import { ErrorCode, MessageError } from "../errors.js";
+import { type ReplayGuard, ReplayVerdict } from "./replay.js";
 
 /** Name of the frame format (a JSON array of short-form UMF messages) advertised in `rm.frames`. */
 export const FRAME_FORMAT = "umf-array/1";
@@ -21,6 +22,7 @@ export const DropReason = {
   TOO_LARGE: "tooLarge",
   MALFORMED: "malformed",
   BAD_SIGNATURE: "badSignature",
+  REPLAYED: "replayed",
 } as const;
 /** Union of drop reasons. */
 export type DropReasonValue = (typeof DropReason)[keyof typeof DropReason];
@@ -88,6 +90,8 @@ export interface ReceiveOptions {
   maxBytes: number;
   secret?: string | Buffer | undefined;
   requireSignature: boolean;
+  /** Refuses stale or already seen signed messages (when signatures are verified). */
+  replay?: ReplayGuard | undefined;
 }
 
 /**
@@ -139,6 +143,10 @@ function one(
     }
     if (!ok) {
       drop(DropReason.BAD_SIGNATURE);
+      return;
+    }
+    if (o.replay && o.replay.check(m.mid, m.ts) !== ReplayVerdict.OK) {
+      drop(DropReason.REPLAYED);
       return;
     }
   } else if (o.requireSignature) {

@@ -268,7 +268,7 @@ describe("messaging and RPC", () => {
         to: "callee:/",
         frm: "x@evil:/",
         mid: "1",
-        ts: "t",
+        ts: new Date().toISOString(),
         ver: "UMF/1.4.6",
         bdy: { evil: 1 },
       };
@@ -280,6 +280,15 @@ describe("messaging and RPC", () => {
       await waitFor(() => got.length === 2, { what: "the correctly signed message" });
       assert.deepEqual(got[1], { evil: 1 });
       assert.equal(b.stats().messaging.badSignature, 3);
+      // Replay protection: the same signed message again, and a correctly signed but stale one.
+      await pub.publish(ch, JSON.stringify(signed));
+      const old = { ...base, mid: "2", ts: new Date(Date.now() - 3_600_000).toISOString() };
+      await pub.publish(ch, JSON.stringify({ ...old, sig: computeSignature(old, "s3cret") }));
+      const fresh = { ...base, mid: "3", bdy: { ok: 3 } };
+      await pub.publish(ch, JSON.stringify({ ...fresh, sig: computeSignature(fresh, "s3cret") }));
+      await waitFor(() => got.length === 3, { what: "the fresh signed message" });
+      assert.deepEqual(got[2], { ok: 3 }, "the replayed and the stale one were not delivered");
+      assert.equal(b.stats().messaging.replayed, 2);
       // A caller without the secret gets nothing through.
       const c = svc("caller2", ns);
       await c.start();
