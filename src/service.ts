@@ -346,6 +346,21 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
         logDropped: this.log.stats.dropped,
       }),
     });
+    // Built-in check: Redis reachable and answering heartbeats in less than a heartbeat interval.
+    // A paused or overloaded Redis makes the instance `degraded` (not gone: presence outlives it).
+    this.#health.addCheck("redis", () => {
+      const slowest = this.#registration.takeSlowestHeartbeat();
+      if (!this.redis.isReady) return { ok: false, detail: "Redis is unreachable" };
+      if (slowest > this.#o.heartbeatMs) {
+        return {
+          ok: false,
+          detail: Number.isFinite(slowest)
+            ? `a heartbeat took ${Math.round(slowest)} ms since the last snapshot`
+            : "a heartbeat failed since the last snapshot",
+        };
+      }
+      return true;
+    });
     this.log = createServiceLog({
       ...options.log,
       redis: this.redis,

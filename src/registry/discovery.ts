@@ -68,7 +68,19 @@ export interface DiscoveryEvents {
 interface CacheEntry {
   instances: Map<string, Instance>;
   loadedAt: number;
+  /** When the last successful read was sent: Redis answered about a moment at or after this. */
+  confirmedAt: number;
   loading: Promise<void> | undefined;
+}
+
+/**
+ * Whether a cached instance still counts as live. Its presence deadline passing is not enough: only a
+ * read sent after the deadline proves Redis saw no heartbeat. So while Redis cannot be read (a pause,
+ * an outage of this caller's connection) instances are kept, not reported gone; once Redis answers,
+ * the reconciliation (every `reconcileMs`) drops the dead ones.
+ */
+function isLive(inst: Instance, entry: CacheEntry, now: number): boolean {
+  return inst.deadline > now || inst.deadline > entry.confirmedAt;
 }
 
 /** The discovery cache. Get one from {@link createDiscovery}; `start()` subscribes, `stop()` releases. */
@@ -197,16 +209,18 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
   async #load(service: string): Promise<void> {
     let entry = this.#cache.get(service);
     if (!entry) {
-      entry = { instances: new Map(), loadedAt: 0, loading: undefined };
+      entry = { instances: new Map(), loadedAt: 0, confirmedAt: 0, loading: undefined };
       this.#cache.set(service, entry);
     }
     if (entry.loading) return entry.loading;
     const e = entry;
+    const sentAt = Date.now();
     e.loading = this.#read(service)
       .then((found) => {
         const before = e.instances;
         e.instances = found;
         e.loadedAt = Date.now();
+        e.confirmedAt = sentAt;
         for (const [id, inst] of found) if (!before.has(id)) this.emit("join", inst);
         for (const id of before.keys()) if (!found.has(id)) this.emit("leave", { service, id });
       })
@@ -267,7 +281,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
 
   /**
    * Live instances of a service, from the cache (read from Redis on first use). Instances whose
-   * presence deadline has passed are left out even before the next reconciliation.
+   * presence deadline has passed are left out once a read sent after that deadline confirmed it, so an
+   * unreachable or paused Redis never makes live instances look gone.
    */
   async instances(service: string): Promise<Instance[]> {
     assertServiceName(service);
@@ -279,7 +294,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     }
     const now = Date.now();
     const out: Instance[] = [];
-    if (entry) for (const inst of entry.instances.values()) if (inst.deadline > now) out.push(inst);
+    if (entry) for (const inst of entry.instances.values()) if (isLive(inst, entry, now)) out.push(inst);
     return out;
   }
 
@@ -292,7 +307,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     if (!entry || entry.loadedAt === 0) return undefined;
     const now = Date.now();
     const out: Instance[] = [];
-    for (const inst of entry.instances.values()) if (inst.deadline > now) out.push(inst);
+    for (const inst of entry.instances.values()) if (isLive(inst, entry, now)) out.push(inst);
     return out;
   }
 

@@ -49,6 +49,15 @@ export class Registration {
   #routes: string[] = [];
   /** Counters for health and tests. */
   readonly stats = { heartbeats: 0, heartbeatErrors: 0, reregistrations: 0 };
+  /** Slowest heartbeat round trip (ms) since the last {@link takeSlowestHeartbeat}; a failure counts as +Infinity. */
+  #slowestMs = 0;
+
+  /** The slowest heartbeat round trip since the previous call (ms), and reset. Health uses it. */
+  takeSlowestHeartbeat(): number {
+    const v = this.#slowestMs;
+    this.#slowestMs = 0;
+    return v;
+  }
 
   constructor(options: RegistrationOptions) {
     this.#o = options;
@@ -111,6 +120,7 @@ export class Registration {
     if (this.#beating || !this.#registered) return;
     this.#beating = true;
     const { keys, service, instanceId: iid } = this.#o;
+    const t0 = performance.now();
     try {
       const [lost] = await this.#o.redis.script<[number, number]>(
         HEARTBEAT,
@@ -119,6 +129,7 @@ export class Registration {
         { timeoutMs: this.#o.presenceTtlMs },
       );
       this.stats.heartbeats++;
+      this.#slowestMs = Math.max(this.#slowestMs, performance.now() - t0);
       if (lost === 1) {
         this.stats.reregistrations++;
         this.#logger.warn(
@@ -130,6 +141,7 @@ export class Registration {
       }
     } catch (err) {
       this.stats.heartbeatErrors++;
+      this.#slowestMs = Number.POSITIVE_INFINITY;
       this.#logger.debug({ err }, "heartbeat failed");
     } finally {
       this.#beating = false;
