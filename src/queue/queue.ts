@@ -704,7 +704,9 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       if (!this.#canClaim()) return;
       const raw = await conn.command<string | null>(
         ["BLMOVE", this.#k.pending, this.#k.active, "RIGHT", "LEFT", (this.#o.blockMs / 1000).toFixed(3)],
-        { timeoutMs: this.#o.blockMs + 5000 },
+        // The server answers at blockMs at the latest: 2 s more is network slack, and past it the
+        // connection is presumed dead (the stall watchdog then replaces it).
+        { timeoutMs: this.#o.blockMs + 2000 },
       );
       if (typeof raw === "string") {
         this.counters.claimed++;

@@ -151,8 +151,15 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   readonly #onStall = (sentAt: number) => {
     const stall = this.#options.stallTimeoutMs;
     if (stall <= 0 || this.#status !== ConnectionStatus.READY) return;
-    if (this.#lastReplyAt < sentAt && Date.now() - sentAt >= stall) this.#recycleCommandClient(stall);
+    if (this.#lastReplyAt >= sentAt) return; // something came back since: slow, not dead
+    // Commands with short deadlines (a blocking read) each expire long before `stall`: measure the
+    // silence from the first unanswered one.
+    if (this.#lastReplyAt > this.#silentSince) this.#silentSince = sentAt;
+    else this.#silentSince = Math.min(this.#silentSince, sentAt);
+    if (Date.now() - this.#silentSince >= stall) this.#recycleCommandClient(stall);
   };
+  /** Send time of the first command that expired with no reply since (see #onStall). */
+  #silentSince = 0;
 
   constructor(options: RedisConnectionOptions = {}) {
     super();

@@ -66,7 +66,7 @@ export interface StandaloneRedisOptions {
    * dead-but-open (a black-holed network path, a half-open socket): it is torn down and re-established.
    * The subscriber connection is probed with a `PING` every `stallTimeoutMs / 2` to find out. 0 turns
    * the watchdog off.
-   * @default 5000
+   * @default 3000 (a presence TTL: longer, and peers would see this instance as gone first)
    */
   stallTimeoutMs?: number;
   /** Connection name shown by `CLIENT LIST` (redmesh sets a useful default). */
@@ -110,7 +110,7 @@ export const DEFAULT_REDIS_OPTIONS = Object.freeze({
   connectTimeoutMs: 5000,
   maxReconnectDelayMs: 500,
   commandTimeoutMs: 5000,
-  stallTimeoutMs: 5000,
+  stallTimeoutMs: 3000,
 });
 
 function badUrl(message: string): ValidationError {
