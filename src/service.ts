@@ -262,6 +262,8 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
     void this.#registration.heartbeat();
     this.#discovery.invalidate();
     this.#discovery.reconcile().catch(() => undefined);
+    // A Redis that restarted without persistence lost queued jobs: say so (log + queue warning).
+    for (const q of this.#queues.values()) void q.verifyData();
   };
   readonly #onRedisDown = ({ error }: { error: RedmeshError }) => {
     // Replies to pending calls cannot arrive through a dropped subscriber: fail them now, typed.

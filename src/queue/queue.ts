@@ -218,6 +218,8 @@ export const QueueWarningCode = {
   NO_PERSISTENCE: "QUEUE_NO_PERSISTENCE",
   /** The configuration could not be read (CONFIG not allowed): durability unknown. */
   UNKNOWN: "QUEUE_DURABILITY_UNKNOWN",
+  /** Redis came back without this queue's data (restarted without persistence, flushed): jobs were lost. */
+  DATA_LOST: "QUEUE_DATA_LOST",
 } as const;
 /** Union of warning codes. */
 export type QueueWarningCodeValue = (typeof QueueWarningCode)[keyof typeof QueueWarningCode];
@@ -519,6 +521,34 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   }
 
   #announced = false;
+
+  /**
+   * After a reconnect: did Redis keep this queue's data? The queue's entry in the service's queue
+   * index, written on first use, is the witness: if it is gone, Redis lost (or someone flushed) the
+   * queue's keys, so jobs pending, in flight or delayed before are gone too. Logged as an error and
+   * emitted as a `QUEUE_DATA_LOST` warning; the queue then carries on with what Redis has. Resolves
+   * with `true` when data was lost. Never rejects.
+   */
+  async verifyData(): Promise<boolean> {
+    if (!this.#announced) return false;
+    let present: unknown;
+    try {
+      present = await this.#redis.command(["SISMEMBER", this.#k.names, this.name]);
+    } catch {
+      return false; // unknown now; the next reconnect checks again
+    }
+    if (Number(present) === 1) return false;
+    const w: QueueWarning = {
+      code: QueueWarningCode.DATA_LOST,
+      message: `Redis no longer holds queue "${this.service}/${this.name}": it restarted without persistence or was flushed; jobs queued before are lost`,
+      data: { service: this.service, queue: this.name },
+    };
+    this.#logger.error({ service: this.service, queue: this.name }, w.message);
+    if (this.listenerCount("warning") > 0) this.emit("warning", w);
+    this.#announced = false;
+    this.#announce();
+    return true;
+  }
 
   async #addEncoded(jobs: EncodedJob[]): Promise<AddResult[]> {
     if (jobs.length === 0) return [];

@@ -129,6 +129,50 @@ describe("fault scenarios with pass criteria (docs/reliability.md)", () => {
     assert.ok(worstGap < 1000, `longest time without a successful call: ${worstGap.toFixed(0)} ms`);
   });
 
+  test("Redis restarted without persistence: services re-register within 2 s, the lost queue data is reported", async (t) => {
+    const ns = randomNamespace();
+    const logged: string[] = [];
+    const logger = {
+      level: "info",
+      error: (_o: unknown, msg?: string) => logged.push(`error ${msg ?? ""}`),
+      warn: (_o: unknown, msg?: string) => logged.push(`warn ${msg ?? ""}`),
+      info: () => undefined,
+      debug: () => undefined,
+      trace: () => undefined,
+      fatal: () => undefined,
+      child() {
+        return this;
+      },
+    };
+    const a = svc("alpha", ns, { logger });
+    const b = svc("beta", ns);
+    await Promise.all([a.start(), b.start()]);
+    const q = a.queue("work");
+    const warnings: string[] = [];
+    q.on("warning", (w) => warnings.push(w.code));
+    await q.add({ n: 1 }, { delay: 60_000 }); // a job that would still be waiting
+    await redis.kill();
+    await redis.restart();
+    const t0 = performance.now();
+    await waitFor(
+      async () =>
+        (await b.registry.instances("alpha")).length === 1 &&
+        (await a.registry.instances("beta")).length === 1,
+      {
+        what: "both services registered again",
+        intervalMs: 20,
+      },
+    );
+    const took = performance.now() - t0;
+    await waitFor(() => warnings.includes("QUEUE_DATA_LOST"), { what: "the data loss reported" });
+    assert.ok(
+      logged.some((l) => /^error .*no longer holds queue "alpha\/work"/.test(l)),
+      logged.join("\n"),
+    );
+    t.diagnostic(`re-registered ${took.toFixed(0)} ms after Redis answered again; QUEUE_DATA_LOST reported`);
+    assert.ok(took < 2000, `re-registered after ${took.toFixed(0)} ms`);
+  });
+
   test("SIGTERM to a service process: in-flight call answered, presence gone at once", async (t) => {
     const ns = randomNamespace();
     const caller = svc("caller", ns);
