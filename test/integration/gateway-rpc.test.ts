@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createGateway, type Gateway } from "../../src/gateway/index.js";
 import { createService, type Service, ValidationError } from "../../src/index.js";
-import { createTestClient } from "../helpers/gateway-client.js";
+import { createTestClient, rawHttp, rawStatus } from "../helpers/gateway-client.js";
 import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
 
 describe("gateway → services without an HTTP server (svc.route over RPC)", () => {
@@ -30,9 +30,15 @@ describe("gateway → services without an HTTP server (svc.route over RPC)", () 
     await Promise.all(services.map((s) => s.start()));
     // A route added after start() is registered at once (every instance of a service answers the same routes).
     await Promise.all(services.map((s) => s.route("[get]/v1/only-one", () => ({ body: "plain text" }))));
+    // A handler that tries to inject a header through a value with CR LF.
+    await Promise.all(
+      services.map((s) =>
+        s.route("[get]/v1/inject", () => ({ headers: { "x-note": "a\r\nset-cookie: evil=1" }, body: "x" })),
+      ),
+    );
     gw = createGateway({ redis: redis.url, namespace: ns, port: 0 });
     await gw.start();
-    await waitFor(() => gw.routes().length >= 3, {
+    await waitFor(() => gw.routes().length >= 4, {
       what: `the route table (${JSON.stringify(gw.routes())})`,
     });
   });
@@ -81,5 +87,18 @@ describe("gateway → services without an HTTP server (svc.route over RPC)", () 
     const r = await client.req(`${gw.url}/v1/only-one`);
     assert.equal(r.status, 200);
     assert.equal(r.text, "plain text");
+  });
+
+  test("header injection: a CR LF in a handler's header value never reaches the client; a bare CR in a request is refused", async () => {
+    const r = await client.req(`${gw.url}/v1/inject`);
+    assert.equal(r.status, 502);
+    assert.equal(r.headers["set-cookie"], undefined);
+    assert.equal(r.headers["x-note"], undefined);
+    const raw = await rawHttp(gw.port, [
+      "GET /v1/only-one HTTP/1.1\r\nHost: x\r\nX-Evil: a\rInjected: b\r\n\r\n",
+    ]);
+    assert.equal(rawStatus(raw), 400);
+    // The gateway is still fine.
+    assert.equal((await client.req(`${gw.url}/v1/only-one`)).status, 200);
   });
 });

@@ -105,10 +105,18 @@ describe("UMF envelope", () => {
   });
 
   test("deep nesting and huge numbers are parsed or rejected, never crash", () => {
-    const deep = `{"to":"a:/","frm":"b:/","mid":"1","bdy":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+    // 10^6-deep nesting: over the default 1 MiB limit it is refused before parsing; under a raised
+    // limit it parses (V8's JSON.parse does not recurse on the stack) without crashing.
+    const deep = `{"to":"a:/","frm":"b:/","mid":"1","bdy":${"[".repeat(1_000_000)}${"]".repeat(1_000_000)}}`;
+    assert.throws(
+      () => decode(deep),
+      (e: unknown) => e instanceof MessageError && e.code === "ERR_MESSAGE_TOO_LARGE",
+    );
     assert.doesNotThrow(() => decode(deep, { maxBytes: 10_000_000 }));
-    const deepProto = `{"to":"a:/","frm":"b:/","mid":"1","bdy":${'{"__proto__":'.repeat(50_000)}1${"}".repeat(50_000)}}`;
-    assert.doesNotThrow(() => decode(deepProto, { maxBytes: 10_000_000 }));
+    const deepProto = `{"to":"a:/","frm":"b:/","mid":"1","bdy":${'{"__proto__":'.repeat(1_000_000)}1${"}".repeat(1_000_000)}}`;
+    assert.doesNotThrow(() => decode(deepProto, { maxBytes: 100_000_000 }));
+    assert.equal(Object.getPrototypeOf({}), Object.prototype, "no prototype pollution");
+    assert.equal(({} as Record<string, unknown>)["1"], undefined);
     assert.equal(decode('{"to":"a:/","frm":"b:/","mid":"1","bdy":1e400}').body, Number.POSITIVE_INFINITY);
   });
 

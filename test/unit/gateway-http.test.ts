@@ -62,7 +62,7 @@ describe("gateway path normalisation", () => {
           again.segments.join("\n") === r.segments.join("\n")
         );
       }),
-      { numRuns: 500 },
+      { numRuns: 10_000 },
     );
   });
 });
