@@ -1,16 +1,16 @@
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   createBalancer,
   createKeys,
   createRedisConnection,
-  createService,
   LoadTracker,
   type Service,
   StateError,
 } from "../../src/index.js";
 import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { useServiceHarness } from "../helpers/services.js";
 
 /** MGET calls the server has seen (only the load tracker sends MGET). */
 async function mgets(redis: TestRedis): Promise<number> {
@@ -19,37 +19,12 @@ async function mgets(redis: TestRedis): Promise<number> {
 }
 
 describe("balancer: LoadTracker on real health snapshots", () => {
+  const h = useServiceHarness({ defaults: { healthIntervalMs: 100, stopGraceMs: 3000 } });
+  const svc = h.svc;
   let redis: TestRedis;
-  const running: Service[] = [];
-  const problems: unknown[] = [];
-  const onProblem = (e: unknown) => problems.push(e);
-
-  before(async () => {
-    redis = await startRedis();
-    process.on("unhandledRejection", onProblem);
-    process.on("uncaughtException", onProblem);
+  before(() => {
+    redis = h.redis;
   });
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((s) => s.stop()));
-    assert.deepEqual(problems, [], "no unhandled rejection or uncaught exception");
-  });
-  after(async () => {
-    process.off("unhandledRejection", onProblem);
-    process.off("uncaughtException", onProblem);
-    await redis.stop();
-  });
-
-  const svc = (name: string, ns: string) => {
-    const s = createService({
-      name,
-      namespace: ns,
-      redis: redis.url,
-      healthIntervalMs: 100,
-      stopGraceMs: 3000,
-    });
-    running.push(s);
-    return s;
-  };
 
   test("reads in-flight and status with one MGET per refresh; least-outstanding avoids the busy and draining ones", async () => {
     const ns = randomNamespace();

@@ -68,6 +68,8 @@ describe("dashboard in headless Chromium", () => {
     });
     await page.goto(url);
     await page.locator("#connection", { hasText: "Live" }).waitFor();
+    // "Live" can show before the first snapshot is drawn (the namespace reads "…" until then).
+    await page.locator("#namespace", { hasText: ns }).waitFor();
     assert.equal(await page.locator("#namespace").textContent(), ns);
     await page.locator("#instances tbody", { hasText: "no services registered" }).waitFor();
 

@@ -1,38 +1,18 @@
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  createService,
-  isRedmeshError,
-  readHealth,
-  type Service,
-  type ServiceOptions,
-} from "../../src/index.js";
+import { isRedmeshError, readHealth } from "../../src/index.js";
 import { startFixture } from "../helpers/child.js";
-import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { randomNamespace, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { useServiceHarness } from "../helpers/services.js";
 
 describe("fault scenarios with pass criteria (docs/reliability.md)", () => {
+  const h = useServiceHarness();
+  const svc = h.svc;
   let redis: TestRedis;
-  const running: Service[] = [];
-  const problems: unknown[] = [];
-  const onProblem = (e: unknown) => problems.push(e);
-  before(async () => {
-    redis = await startRedis();
-    process.on("unhandledRejection", onProblem);
+  before(() => {
+    redis = h.redis;
   });
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((s) => s.stop()));
-    assert.deepEqual(problems, [], "no unhandled rejection");
-  });
-  after(async () => {
-    process.off("unhandledRejection", onProblem);
-    await redis.stop();
-  });
-  const svc = (name: string, ns: string, extra: Partial<ServiceOptions> = {}) => {
-    const s = createService({ name, namespace: ns, redis: redis.url, ...extra });
-    running.push(s);
-    return s;
-  };
 
   test("Redis paused 2 s: the instance reports degraded, and nobody sees it as gone", async () => {
     const ns = randomNamespace();

@@ -1,46 +1,22 @@
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  ConnectionError,
-  createService,
-  ErrorCode,
-  type InstancePicker,
-  isRedmeshError,
-  type Service,
-  type ServiceOptions,
-} from "../../src/index.js";
+import { ConnectionError, ErrorCode, type InstancePicker, isRedmeshError } from "../../src/index.js";
 import { type Child, startFixture } from "../helpers/child.js";
-import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { randomNamespace, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { useServiceHarness } from "../helpers/services.js";
 
 describe("RPC under faults: callee killed, Redis restarted", () => {
-  let redis: TestRedis;
-  const running: Service[] = [];
   const children: Child<unknown>[] = [];
-  const problems: unknown[] = [];
-  const onProblem = (e: unknown) => problems.push(e);
-
-  before(async () => {
-    redis = await startRedis();
-    process.on("unhandledRejection", onProblem);
-    process.on("uncaughtException", onProblem);
+  const h = useServiceHarness({
+    defaults: { reconcileMs: 200 },
+    cleanup: () => Promise.all(children.splice(0).map((c) => c.kill())),
   });
-  afterEach(async () => {
-    await Promise.all(children.splice(0).map((c) => c.kill()));
-    await Promise.all(running.splice(0).map((s) => s.stop()));
-    assert.deepEqual(problems, [], "no unhandled rejection or uncaught exception");
+  const svc = h.svc;
+  let redis: TestRedis;
+  before(() => {
+    redis = h.redis;
   });
-  after(async () => {
-    process.off("unhandledRejection", onProblem);
-    process.off("uncaughtException", onProblem);
-    await redis.stop();
-  });
-
-  const svc = (name: string, ns: string, extra: Partial<ServiceOptions> = {}) => {
-    const s = createService({ name, namespace: ns, redis: redis.url, reconcileMs: 200, ...extra });
-    running.push(s);
-    return s;
-  };
   const callee = async (ns: string) => {
     const c = await startFixture<{ iid: string; pid: number }>("rpc-callee", [redis.url, ns, "worker"]);
     children.push(c as Child<unknown>);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import fc from "fast-check";
 import { z } from "zod";
@@ -8,7 +8,6 @@ import {
   BulkheadFullError,
   computeSignature,
   createRedisConnection,
-  createService,
   currentContext,
   defineContract,
   ErrorCode,
@@ -17,40 +16,21 @@ import {
   NoInstanceError,
   RemoteError,
   runWithContext,
-  type Service,
   type ServiceOptions,
   TimeoutError,
   type UmfShort,
   ValidationError,
 } from "../../src/index.js";
-import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { randomNamespace, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { useServiceHarness } from "../helpers/services.js";
 
 describe("messaging and RPC", () => {
+  const h = useServiceHarness();
+  const svc = h.svc;
   let redis: TestRedis;
-  const running: Service[] = [];
-  const problems: unknown[] = [];
-  const onProblem = (e: unknown) => problems.push(e);
-
-  before(async () => {
-    redis = await startRedis();
-    process.on("unhandledRejection", onProblem);
-    process.on("uncaughtException", onProblem);
+  before(() => {
+    redis = h.redis;
   });
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((s) => s.stop()));
-    assert.deepEqual(problems, [], "no unhandled rejection or uncaught exception");
-  });
-  after(async () => {
-    process.off("unhandledRejection", onProblem);
-    process.off("uncaughtException", onProblem);
-    await redis.stop();
-  });
-
-  const svc = (name: string, ns: string, extra: Partial<ServiceOptions> = {}) => {
-    const s = createService({ name, namespace: ns, redis: redis.url, ...extra });
-    running.push(s);
-    return s;
-  };
   const pair = async (extra: Partial<ServiceOptions> = {}) => {
     const ns = randomNamespace();
     const a = svc("caller", ns, extra);
