@@ -23,7 +23,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { type Duplex, Transform } from "node:stream";
 import { Pool } from "undici";
-import type { InstancePicker } from "../balancer/index.js";
+import { type Balancer, createBalancer, type InstancePicker } from "../balancer/index.js";
 import { createDashboard, type Dashboard, type DashboardOptions } from "../dashboard/index.js";
 import { safeJsonParse } from "../envelope/umf.js";
 import { ErrorCode, RedmeshError, StateError, ValidationError } from "../errors.js";
@@ -106,9 +106,9 @@ export interface GatewayOptions {
   cors?: CorsOptions;
   /** Per-client-IP token-bucket rate limit; none when absent. */
   rateLimit?: RateLimitOptions;
-  /** Forwarder for instances without an HTTP address; such routes answer 503 when absent. */
+  /** Forwarder for instances without an HTTP address. @default redmesh RPC to the route's `svc.route()` handler */
   rpc?: GatewayRpcInvoker;
-  /** Instance picker. @default round-robin over non-draining instances */
+  /** Instance picker function (instead of the default balancer: round-robin with circuit breakers). */
   pick?: GatewayPicker;
   /**
    * A balancer (`createBalancer()` from "redmesh", or any {@link InstancePicker}) instead of `pick`: it
@@ -221,6 +221,9 @@ export class Gateway {
   readonly #logger: Logger;
   readonly #rpc: GatewayRpcInvoker | undefined;
   readonly #dashboard: Dashboard | undefined;
+  /** The balancer the gateway made for itself (forgets instances that leave). */
+  readonly #ownBalancer: Balancer | undefined;
+  #unwatchBalancer: (() => void) | undefined;
   readonly #pick: GatewayPicker;
   readonly #balancer: InstancePicker | undefined;
   readonly #cors: CorsPolicy | undefined;
@@ -291,7 +294,13 @@ export class Gateway {
       });
     }
     this.#pick = options.pick ?? createRoundRobinPicker();
-    this.#balancer = options.balancer;
+    // Default: the balancer in round-robin (per-instance circuit breakers and outstanding counts);
+    // a `pick` function given instead is used as is.
+    this.#ownBalancer =
+      options.balancer || options.pick
+        ? undefined
+        : createBalancer({ strategy: "round-robin", logger: this.#logger });
+    this.#balancer = options.balancer ?? this.#ownBalancer;
     this.#cors = options.cors ? new CorsPolicy(options.cors) : undefined;
     try {
       this.#limiter = options.rateLimit ? new TokenBucketLimiter(options.rateLimit) : undefined;
@@ -397,6 +406,7 @@ export class Gateway {
       const events = this.service.registry.events;
       events.on("event", this.#onRegistryEvent);
       events.on("leave", this.#onLeave);
+      this.#unwatchBalancer = this.#ownBalancer?.watch(events);
       await this.#refresh();
       await this.#ws.start();
       await this.#dashboard?.start();
@@ -463,6 +473,7 @@ export class Gateway {
     const events = this.service.registry.events;
     events.off("event", this.#onRegistryEvent);
     events.off("leave", this.#onLeave);
+    this.#unwatchBalancer?.();
     // Graceful close waits for requests still queued on a pool (a client that left while its upstream
     // hangs); bounded by the grace period, then destroyed.
     const grace = this.#o.limits.stopGraceMs;
