@@ -55,8 +55,6 @@ export const ErrorCode = {
   SERIALIZATION: "ERR_SERIALIZATION",
   /** The instance handling a call went away (presence lost) before it answered. */
   INSTANCE_LOST: "ERR_INSTANCE_LOST",
-  /** A queued job's handler failed (threw, timed out) and the job ran out of attempts. */
-  JOB_FAILED: "ERR_JOB_FAILED",
   /** No configuration is stored for the service (and no defaults were given). */
   CONFIG_NOT_FOUND: "ERR_CONFIG_NOT_FOUND",
   /** A configuration version already exists, or an expected version did not match. */

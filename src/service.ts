@@ -511,7 +511,6 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       // Subscribe before registering: a message sent right after discovery finds us is not lost.
       await this.#messenger.start();
       await this.#registration.register();
-      if (this.#httpRoutes.size > 0) await this.#registration.registerRoutes([...this.#httpRoutes.keys()]);
       this.#registration.startHeartbeat();
       this.#health.start();
     } catch (err) {
@@ -689,7 +688,8 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       );
     }
     this.#httpRoutes.set(norm, handler);
-    if (this.#state === ServiceState.RUNNING) await this.registerRoutes(this.#declaredRoutes);
+    // Before start() this only records the routes; registration writes them.
+    await this.registerRoutes(this.#declaredRoutes);
   }
 
   async #dispatchHttp(req: HttpRouteRequest, signal: AbortSignal): Promise<HttpRouteResponse> {

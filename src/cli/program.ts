@@ -247,7 +247,7 @@ export function buildProgram(io: CliIO): Command {
       throw usage(`${what} is not valid JSON: ${(err as Error).message}`);
     }
   };
-  const positiveInt = (text: string, what: string): number => {
+  const nonNegativeInt = (text: string, what: string): number => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < 0) throw usage(`${what} must be a whole number >= 0, not "${text}"`);
     return n;
@@ -278,7 +278,7 @@ export function buildProgram(io: CliIO): Command {
       ) =>
         withCaller(async (svc, s) => {
           const params = jsonArg(json, "the params");
-          const timeout = positiveInt(o.timeout, "--timeout");
+          const timeout = nonNegativeInt(o.timeout, "--timeout");
           const stop = spinner(io.stderr, `calling ${service}.${method}`, !s.opts.json);
           let result: unknown;
           const t0 = performance.now();
@@ -329,8 +329,20 @@ export function buildProgram(io: CliIO): Command {
   const queue = program
     .command("queue")
     .description("work queues: add jobs, see stats, list and redrive dead letters");
-  const queueOf = (s: Session, service: string, name: string) =>
-    createQueue({ redis: s.redis, keys: s.keys, service, name, checkDurability: false });
+  /** Run `fn` with a producer/admin handle on a service's queue, stopped afterwards. */
+  const withQueue = async (
+    s: Session,
+    service: string,
+    name: string,
+    fn: (q: ReturnType<typeof createQueue>) => Promise<void>,
+  ) => {
+    const q = createQueue({ redis: s.redis, keys: s.keys, service, name, checkDurability: false });
+    try {
+      await fn(q);
+    } finally {
+      await q.stop();
+    }
+  };
   queue
     .command("add <service> [json]")
     .description("add a job to a service's queue")
@@ -356,17 +368,16 @@ export function buildProgram(io: CliIO): Command {
         withSession(io, globals(), async (s) => {
           const body = jsonArg(json, "the job body");
           const opts: JobOptions = {};
-          if (o.delay !== undefined) opts.delay = positiveInt(o.delay, "--delay");
-          if (o.attempts !== undefined) opts.attempts = positiveInt(o.attempts, "--attempts");
+          if (o.delay !== undefined) opts.delay = nonNegativeInt(o.delay, "--delay");
+          if (o.attempts !== undefined) opts.attempts = nonNegativeInt(o.attempts, "--attempts");
           if (o.jobId !== undefined) opts.jobId = o.jobId;
           if (o.priority !== undefined) {
             if (o.priority !== "high" && o.priority !== "normal")
               throw usage("--priority must be high or normal");
             opts.priority = o.priority;
           }
-          const count = positiveInt(o.count, "--count");
-          const q = queueOf(s, service, o.queue);
-          try {
+          const count = nonNegativeInt(o.count, "--count");
+          await withQueue(s, service, o.queue, async (q) => {
             const added = await q.addBulk(Array.from({ length: count }, () => ({ body, options: opts })));
             s.print(
               () =>
@@ -375,9 +386,7 @@ export function buildProgram(io: CliIO): Command {
                   : `${paint.green("✓")} ${added.filter((a) => a.added).length} jobs added`,
               () => added,
             );
-          } finally {
-            await q.stop();
-          }
+          });
         }),
     );
   queue
@@ -386,8 +395,7 @@ export function buildProgram(io: CliIO): Command {
     .option("--queue <name>", "queue name", "default")
     .action((service: string, o: { queue: string }) =>
       withSession(io, globals(), async (s) => {
-        const q = queueOf(s, service, o.queue);
-        try {
+        await withQueue(s, service, o.queue, async (q) => {
           const st = await q.stats();
           s.print(
             () =>
@@ -409,9 +417,7 @@ export function buildProgram(io: CliIO): Command {
               ),
             () => ({ service, queue: o.queue, ...st }),
           );
-        } finally {
-          await q.stop();
-        }
+        });
       }),
     );
   queue
@@ -422,11 +428,10 @@ export function buildProgram(io: CliIO): Command {
     .option("--count <n>", "show at most this many", "20")
     .action((service: string, o: { queue: string; offset: string; count: string }) =>
       withSession(io, globals(), async (s) => {
-        const q = queueOf(s, service, o.queue);
-        try {
+        await withQueue(s, service, o.queue, async (q) => {
           const dead = await q.dead({
-            offset: positiveInt(o.offset, "--offset"),
-            count: positiveInt(o.count, "--count"),
+            offset: nonNegativeInt(o.offset, "--offset"),
+            count: nonNegativeInt(o.count, "--count"),
           });
           s.print(
             () =>
@@ -450,9 +455,7 @@ export function buildProgram(io: CliIO): Command {
                   ),
             () => dead,
           );
-        } finally {
-          await q.stop();
-        }
+        });
       }),
     );
   queue
@@ -463,19 +466,16 @@ export function buildProgram(io: CliIO): Command {
     .option("--id <ids...>", "redrive only these job ids")
     .action((service: string, o: { queue: string; count?: string; id?: string[] }) =>
       withSession(io, globals(), async (s) => {
-        const q = queueOf(s, service, o.queue);
-        try {
+        await withQueue(s, service, o.queue, async (q) => {
           const n = await q.redrive({
-            ...(o.count !== undefined ? { count: positiveInt(o.count, "--count") } : {}),
+            ...(o.count !== undefined ? { count: nonNegativeInt(o.count, "--count") } : {}),
             ...(o.id ? { ids: o.id } : {}),
           });
           s.print(
             () => `${paint.green("✓")} ${n} job${n === 1 ? "" : "s"} back in ${service}/${o.queue}`,
             () => ({ service, queue: o.queue, redriven: n }),
           );
-        } finally {
-          await q.stop();
-        }
+        });
       }),
     );
 
@@ -499,13 +499,13 @@ export function buildProgram(io: CliIO): Command {
       }) =>
         withSession(io, globals(), async (s) => {
           const { createGateway } = await import("../gateway/index.js");
-          const rps = positiveInt(o.rateLimit, "--rate-limit");
+          const rps = nonNegativeInt(o.rateLimit, "--rate-limit");
           const gw = createGateway({
             redis: s.opts.redis,
             namespace: s.opts.namespace,
-            port: positiveInt(o.port, "--port"),
+            port: nonNegativeInt(o.port, "--port"),
             host: o.host,
-            limits: { maxBodyBytes: positiveInt(o.maxBody, "--max-body") },
+            limits: { maxBodyBytes: nonNegativeInt(o.maxBody, "--max-body") },
             ...(rps > 0 ? { rateLimit: { ratePerSec: rps, burst: rps * 2 } } : {}),
             ...(o.cors ? { cors: { origins: o.cors } } : {}),
             dashboard: o.dashboard,

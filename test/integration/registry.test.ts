@@ -162,6 +162,27 @@ describe("registry: registration, presence, discovery, routes, health", () => {
     );
   });
 
+  test("routes from registerRoutes() and route(), before and after start(), are all registered", async () => {
+    const ns = randomNamespace();
+    const a = svc("shop", ns);
+    await a.registerRoutes(["[get]/v1/http-served"]);
+    await a.route("[get]/v1/rpc-served", () => ({ body: 1 }));
+    await a.start();
+    await a.route("[post]/v1/later", () => ({ body: 2 }));
+    assert.deepEqual((await a.registry.routes("shop")).shop?.sort(), [
+      "[get]/v1/http-served",
+      "[get]/v1/rpc-served",
+      "[post]/v1/later",
+    ]);
+    // Replacing the HTTP-served routes keeps those answered through route().
+    await a.registerRoutes(["[get]/v1/other"]);
+    assert.deepEqual((await a.registry.routes("shop")).shop?.sort(), [
+      "[get]/v1/other",
+      "[get]/v1/rpc-served",
+      "[post]/v1/later",
+    ]);
+  });
+
   test("services(), nodes() and routes()", async () => {
     const ns = randomNamespace();
     const a = svc("orders", ns);
