@@ -13,7 +13,7 @@ import {
   createKeys,
   createRedisConnection,
   type NodeEntry,
-  type RedisConnection,
+  type RedisHandle,
   Registration,
 } from "../src/index.js";
 import { startRedis } from "../test/helpers/redis-server.js";
@@ -24,7 +24,7 @@ const CONNECTIONS = 8;
 const ns = "scale";
 const keys = createKeys({ namespace: ns });
 const redis = await startRedis();
-const conns: RedisConnection[] = [];
+const conns: RedisHandle[] = [];
 const q = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? Number.NaN;
@@ -47,7 +47,7 @@ const nodeOf = (service: string, id: string): NodeEntry => ({
   hostName: hostname(),
   rm: { v: 1, status: "ok" },
 });
-const newInstance = (service: string, conn: RedisConnection) => {
+const newInstance = (service: string, conn: RedisHandle) => {
   const id = randomUUID().replace(/-/g, "");
   return new Registration({
     redis: conn,
@@ -69,7 +69,7 @@ try {
   const regs: Registration[] = [];
   const t0 = performance.now();
   for (let i = 0; i < N; i++) {
-    const r = newInstance(`svc${i % S}`, conns[i % CONNECTIONS] as RedisConnection);
+    const r = newInstance(`svc${i % S}`, conns[i % CONNECTIONS] as RedisHandle);
     regs.push(r);
   }
   for (let i = 0; i < regs.length; i += 100)
@@ -111,7 +111,7 @@ try {
   const leaves: number[] = [];
   const crashes: number[] = [];
   for (let k = 0; k < 5; k++) {
-    const r = newInstance("svc0", conns[0] as RedisConnection);
+    const r = newInstance("svc0", conns[0] as RedisHandle);
     // Nothing else joins or leaves meanwhile: the next join/leave event is this instance's.
     const seen = new Promise<void>((resolve) => d.once("join", () => resolve()));
     let t = performance.now();
@@ -123,7 +123,7 @@ try {
     await r.deregister();
     await gone;
     leaves.push(performance.now() - t);
-    const c = newInstance("svc1", conns[1] as RedisConnection);
+    const c = newInstance("svc1", conns[1] as RedisHandle);
     await c.register();
     await sleep(50);
     const crashed = new Promise<void>((resolve) => d.once("leave", () => resolve()));

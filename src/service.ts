@@ -29,7 +29,7 @@ import { createServiceLog, type LogOptions, type ServiceLog } from "./log/index.
 import { type Logger, silentLogger } from "./logger.js";
 import { type InstancePicker, type MessagingStats, Messenger } from "./messaging/index.js";
 import { createQueue, type Queue, type QueueOptions } from "./queue/index.js";
-import { RedisConnection, type RedisOptions } from "./redis/index.js";
+import { createRedisConnection, type RedisHandle, type RedisOptions } from "./redis/index.js";
 import { Discovery, InstanceStatus, type NodeEntry, Registration } from "./registry/index.js";
 import {
   type CallOptions,
@@ -204,7 +204,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   /** Key builder of this service's namespace. */
   readonly keys: Keys;
   /** The shared command connection (capabilities use it; do not close it yourself). */
-  readonly redis: RedisConnection;
+  readonly redis: RedisHandle;
   /** Discovery. */
   readonly registry: RegistryView;
   /** The logger given in the options (silent by default). */
@@ -309,11 +309,12 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
     this.name = options.name;
     this.instanceId = instanceId;
     this.logger = options.logger ?? silentLogger;
-    this.keys = createKeys({ namespace });
-    this.redis = new RedisConnection({
+    this.redis = createRedisConnection({
       redis: options.redis ?? "redis://127.0.0.1:6379",
       clientName: `redmesh:${this.name}:${instanceId.slice(0, 8)}`,
     });
+    // In a Cluster every key of a service carries its `{<svc>}` hash tag (one slot per service).
+    this.keys = createKeys({ namespace, cluster: this.redis.topology === "cluster" });
     this.#discovery = new Discovery({
       redis: this.redis,
       keys: this.keys,

@@ -28,7 +28,7 @@ import {
   createService,
   type Discovery,
   type LogEntry,
-  type RedisConnection,
+  type RedisHandle,
   type Service,
   tailLogs,
 } from "../../src/index.js";
@@ -197,7 +197,7 @@ function formatEntry(e: LogEntry): string {
 // ------------------------------------------------------------------------------------------- teardown
 
 let tour: Service | undefined;
-let conn: RedisConnection | undefined;
+let conn: RedisHandle | undefined;
 let discovery: Discovery | undefined;
 let redis: DemoRedis | undefined;
 let stopping: Promise<number> | undefined;

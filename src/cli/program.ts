@@ -17,7 +17,7 @@ import { readHealth } from "../health/index.js";
 import { createKeys, type Keys } from "../keys.js";
 import { isLogLevel, type LogEntry, queryLogs, tailLogs } from "../log/index.js";
 import { createQueue, type JobOptions } from "../queue/index.js";
-import { createRedisConnection, type RedisConnection } from "../redis/index.js";
+import { createRedisConnection, isClusterOptions, type RedisHandle } from "../redis/index.js";
 import { createDiscovery, type Discovery, type Instance } from "../registry/index.js";
 import { aclSetUserCommand } from "../security/index.js";
 import { createService } from "../service.js";
@@ -46,7 +46,7 @@ interface GlobalOptions {
 
 /** What a command gets: a connection, keys, discovery and output helpers. */
 interface Session {
-  redis: RedisConnection;
+  redis: RedisHandle;
   keys: Keys;
   discovery: Discovery;
   opts: GlobalOptions;
@@ -57,8 +57,8 @@ interface Session {
 async function withSession(io: CliIO, opts: GlobalOptions, fn: (s: Session) => Promise<void>): Promise<void> {
   const timeoutMs = Number(opts.timeout);
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw usage(`--timeout must be a positive number of ms`);
-  const keys = createKeys({ namespace: opts.namespace });
   const redis = createRedisConnection({ redis: opts.redis, clientName: "redmesh-cli" });
+  const keys = createKeys({ namespace: opts.namespace, cluster: redis.topology === "cluster" });
   redis.on("error", () => undefined); // reported through the rejected command instead
   const discovery = createDiscovery({ redis, keys, hydraInterop: opts.namespace === "hydra" });
   try {
@@ -544,7 +544,7 @@ export function buildProgram(io: CliIO): Command {
         const password = io.env[o.passwordEnv];
         if (!password) throw usage(`set the user's password in $${o.passwordEnv} (16 characters or more)`);
         const cmd = aclSetUserCommand({
-          keys: createKeys({ namespace: opts.namespace }),
+          keys: createKeys({ namespace: opts.namespace, cluster: isClusterOptions(opts.redis) }),
           service,
           talksTo: o.talksTo ?? [],
           produceTo: o.produceTo ?? [],

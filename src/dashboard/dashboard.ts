@@ -35,7 +35,12 @@ import {
 import { compareEntries, compareIds } from "../log/types.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { type QueueRedis, readQueueStats } from "../queue/index.js";
-import { createRedisConnection, type RedisConnection, type RedisOptions } from "../redis/index.js";
+import {
+  createRedisConnection,
+  isClusterOptions,
+  type RedisHandle,
+  type RedisOptions,
+} from "../redis/index.js";
 import { createDiscovery, type Discovery } from "../registry/index.js";
 import { collectSnapshot, type DashboardSnapshot, type QueueStatsSource } from "./snapshot.js";
 import { SseClient, sseEvent } from "./sse.js";
@@ -153,7 +158,7 @@ export class Dashboard {
   readonly #hydra: boolean;
   readonly #logger: Logger;
   #redis: DuplicableRedis | undefined;
-  #owned: RedisConnection | undefined;
+  #owned: RedisHandle | undefined;
   /** Discovery of the active period: created by the first client, stopped with the last. */
   #live: { discovery: Discovery; ready: Promise<void> } | undefined;
   #state: "idle" | "starting" | "running" | "stopped" = "idle";
@@ -186,7 +191,13 @@ export class Dashboard {
     }
     this.#redisOption = options.redis;
     this.#keys =
-      options.keys ?? createKeys({ namespace: options.namespace ?? DEFAULT_DASHBOARD_OPTIONS.namespace });
+      options.keys ??
+      createKeys({
+        namespace: options.namespace ?? DEFAULT_DASHBOARD_OPTIONS.namespace,
+        cluster: isConnection(options.redis)
+          ? (options.redis as Partial<RedisHandle>).topology === "cluster"
+          : isClusterOptions(options.redis),
+      });
     this.#queueStats = options.queueStats;
     if (this.#queueStats !== undefined && typeof this.#queueStats !== "function") {
       throw new ValidationError("dashboard: queueStats must be a function returning a promise", {

@@ -81,6 +81,31 @@ export interface QueryOptions {
 /** The max sequence number of a stream ID: `<ms>-<this>` sorts after every entry of that ms. */
 const MAX_SEQ = "18446744073709551615";
 
+/** How long a following tail on a Cluster waits between two polls that found nothing. */
+const CLUSTER_POLL_MS = 100;
+
+/**
+ * XREAD of several streams in a Cluster, where streams of different services live in different slots
+ * (a multi-key XREAD would be refused with CROSSSLOT): one single-stream XREAD each, in one pipeline,
+ * merged into the shape of a multi-stream reply (`[key, entries]` pairs).
+ */
+async function readEachStream(
+  redis: RedisLike,
+  streams: readonly string[],
+  cursors: ReadonlyMap<string, string>,
+  count: number,
+): Promise<Array<[string, unknown[]]>> {
+  const replies = await redis.pipeline(
+    streams.map((k) => ["XREAD", "COUNT", count, "STREAMS", k, cursors.get(k) ?? "0-0"]),
+  );
+  const out: Array<[string, unknown[]]> = [];
+  replies.forEach((r) => {
+    if (r instanceof Error) throw r;
+    for (const pair of streamsOf(r)) out.push(pair);
+  });
+  return out;
+}
+
 /** The stream ID just before every entry written at `ms` (an exclusive XREAD start). */
 export function idBefore(ms: number): string {
   return ms <= 0 ? "0-0" : `${ms - 1}-${MAX_SEQ}`;
@@ -178,7 +203,8 @@ export async function* tailLogs(
   };
   await listServices(true);
 
-  const conn = follow ? redis.duplicate() : undefined;
+  // One blocking XREAD over every stream needs them on one server: a Cluster polls them instead.
+  const conn = follow && !keys.cluster ? redis.duplicate() : undefined;
   const onAbort = () => conn?.destroy();
   signal?.addEventListener("abort", onAbort, { once: true });
   const pending: LogEntry[] = [];
@@ -206,18 +232,22 @@ export async function* tailLogs(
         await sleep(blockMs, undefined, signal ? { signal } : {}).catch(() => undefined);
         continue;
       }
-      const args = [
-        "XREAD",
-        "COUNT",
-        count,
-        ...(follow ? ["BLOCK", blockMs] : []),
-        "STREAMS",
-        ...streams,
-        ...streams.map((k) => cursors.get(k) ?? "0-0"),
-      ];
       let reply: unknown;
       try {
-        reply = await (conn ?? redis).command(args, follow ? { timeoutMs: 0 } : {});
+        reply = keys.cluster
+          ? await readEachStream(redis, streams, cursors, count)
+          : await (conn ?? redis).command(
+              [
+                "XREAD",
+                "COUNT",
+                count,
+                ...(follow ? ["BLOCK", blockMs] : []),
+                "STREAMS",
+                ...streams,
+                ...streams.map((k) => cursors.get(k) ?? "0-0"),
+              ],
+              follow ? { timeoutMs: 0 } : {},
+            );
       } catch (err) {
         if (signal?.aborted) return;
         if (!follow) throw err;
@@ -256,6 +286,9 @@ export async function* tailLogs(
         if (signal?.aborted) return;
       }
       if (got === 0 && !follow && pending.length === 0) return;
+      // In a Cluster the streams live on different nodes and are polled without BLOCK: pause a little.
+      if (got === 0 && follow && keys.cluster)
+        await sleep(CLUSTER_POLL_MS, undefined, signal ? { signal } : {}).catch(() => undefined);
     }
   } finally {
     signal?.removeEventListener("abort", onAbort);

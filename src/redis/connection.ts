@@ -13,18 +13,11 @@
  * @module
  */
 
-import { EventEmitter } from "node:events";
 import { RedisClient, type RedisClientType } from "@redis/client";
 // node-redis 6 has no exports map; this deep import is pinned with the exact dependency version.
 import clientMultiModule from "@redis/client/dist/lib/client/multi-command.js";
-import {
-  ConnectionError,
-  ErrorCode,
-  RedisReplyError,
-  type RedmeshError,
-  StateError,
-  TimeoutError,
-} from "../errors.js";
+import { ConnectionError, ErrorCode, RedisReplyError, StateError, TimeoutError } from "../errors.js";
+import { ConnectionBase } from "./base.js";
 import { DeadlineTracker } from "./deadlines.js";
 import type { LuaScript } from "./lua-script.js";
 import {
@@ -33,73 +26,28 @@ import {
   resolveRedisOptions,
   toTlsConnectionOptions,
 } from "./options.js";
+import {
+  type CommandOptions,
+  ConnectionStatus,
+  type MessageListener,
+  type RedisArg,
+  type RedisHandle,
+  toArgs,
+  translateError,
+} from "./types.js";
 
-/** An argument of a Redis command. */
-export type RedisArg = string | Buffer | number;
-
-/** Connection status, changed in one place (`#setStatus`). */
-export const ConnectionStatus = {
-  IDLE: "idle",
-  CONNECTING: "connecting",
-  READY: "ready",
-  RECONNECTING: "reconnecting",
-  CLOSED: "closed",
-} as const;
-/** Union of connection statuses. */
-export type ConnectionStatusValue = (typeof ConnectionStatus)[keyof typeof ConnectionStatus];
-
-/** Per-command options. */
-export interface CommandOptions {
-  /**
-   * Deadline for this command in ms; `0` for none (the caller owns the deadline).
-   * @default the connection's `commandTimeoutMs`
-   */
-  timeoutMs?: number;
-}
-
-/** Listener for pub/sub messages. */
-export type MessageListener = (message: string, channel: string) => void;
-
-/** Events a {@link RedisConnection} emits. */
-export interface RedisConnectionEvents {
-  /** Connected (first time or after a reconnect) and ready for commands. */
-  ready: [{ reconnect: boolean }];
-  /** The connection dropped; commands fail fast until `ready`. */
-  down: [{ error: RedmeshError }];
-  /** A connection-level error (also reported through `down`); never thrown. */
-  error: [RedmeshError];
-}
-
-/**
- * The small interface capabilities use. Implemented by {@link RedisConnection}; a Cluster variant
- * implements the same interface (issue 8).
- */
-export interface RedisLike {
-  /** Current status. */
-  readonly status: ConnectionStatusValue;
-  /** Send one command; resolves with the raw RESP2 reply. */
-  command<T = unknown>(args: readonly RedisArg[], options?: CommandOptions): Promise<T>;
-  /**
-   * Send several commands in one round trip (not atomic). Resolves with one entry per command: the
-   * reply, or the typed error that command failed with.
-   */
-  pipeline(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]>;
-  /** MULTI/EXEC: all commands atomically. Rejects if any is rejected by Redis at queue time. */
-  multi(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]>;
-  /** Run a Lua script by SHA, loading it on `NOSCRIPT`. Keys always go in `keys`. */
-  script<T = unknown>(
-    script: LuaScript,
-    keys: readonly string[],
-    args: readonly RedisArg[],
-    options?: CommandOptions,
-  ): Promise<T>;
-  /** PUBLISH; resolves with the number of receivers. No deadline unless given (hot path). */
-  publish(channel: string, message: string | Buffer, options?: CommandOptions): Promise<number>;
-  /** Subscribe a listener to a channel (on a dedicated subscriber connection). Resubscribes after reconnects. */
-  subscribe(channel: string, listener: MessageListener): Promise<void>;
-  /** Remove a listener (or every listener) from a channel. */
-  unsubscribe(channel: string, listener?: MessageListener): Promise<void>;
-}
+export {
+  type CommandOptions,
+  ConnectionStatus,
+  type ConnectionStatusValue,
+  type MessageListener,
+  type RedisArg,
+  type RedisConnectionEvents,
+  type RedisHandle,
+  type RedisLike,
+  type RedisTopology,
+  translateError,
+} from "./types.js";
 
 /** Options of {@link createRedisConnection}. */
 export interface RedisConnectionOptions {
@@ -129,18 +77,15 @@ Object.defineProperty(LeanRedisClient.prototype, "Multi", {
  * A standalone Redis connection: one command socket plus, on first subscribe, one subscriber socket.
  * Constructors do no I/O; `connect()` connects; `close()` is idempotent.
  */
-export class RedisConnection extends EventEmitter<RedisConnectionEvents> implements RedisLike {
+export class RedisConnection extends ConnectionBase implements RedisHandle {
+  /** This connection speaks to one standalone server. */
+  readonly topology = "standalone" as const;
   readonly #options: ResolvedStandaloneOptions;
   readonly #clientName: string | undefined;
   #client: NodeRedisClient | undefined;
   #subscriber: NodeRedisClient | undefined;
   #subscriberConnecting: Promise<NodeRedisClient> | undefined;
-  #status: ConnectionStatusValue = ConnectionStatus.IDLE;
-  #everReady = false;
   #closing: Promise<void> | undefined;
-  /** Rejecters of pending `connect()` waits, failed at once by `close()`/`destroy()`. */
-  readonly #connectWaits = new Set<(err: RedmeshError) => void>();
-  readonly #listeners = new Map<string, Set<MessageListener>>();
   readonly #deadlines = new DeadlineTracker();
   /** When the command socket last delivered a reply (epoch ms). */
   #lastReplyAt = 0;
@@ -150,7 +95,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   /** A command that started at `sentAt` ran out of time: if nothing came back since, the socket is dead. */
   readonly #onStall = (sentAt: number) => {
     const stall = this.#options.stallTimeoutMs;
-    if (stall <= 0 || this.#status !== ConnectionStatus.READY) return;
+    if (stall <= 0 || this.status !== ConnectionStatus.READY) return;
     if (this.#lastReplyAt >= sentAt) return; // something came back since: slow, not dead
     // Commands with short deadlines (a blocking read) each expire long before `stall`: measure the
     // silence from the first unanswered one.
@@ -172,27 +117,9 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     return this.#options;
   }
 
-  /** Current status. */
-  get status(): ConnectionStatusValue {
-    return this.#status;
-  }
-
-  /** True when commands can be sent now. */
-  get isReady(): boolean {
-    return this.#status === ConnectionStatus.READY;
-  }
-
-  #setStatus(next: ConnectionStatusValue, error?: RedmeshError): void {
-    const prev = this.#status;
-    if (prev === next || prev === ConnectionStatus.CLOSED) return;
-    this.#status = next;
-    if (next === ConnectionStatus.READY) {
-      const reconnect = this.#everReady;
-      this.#everReady = true;
-      this.emit("ready", { reconnect });
-    } else if (next === ConnectionStatus.RECONNECTING && prev === ConnectionStatus.READY) {
-      this.emit("down", { error: error ?? new ConnectionError("connection to Redis lost") });
-    }
+  /** Where this connects, without secrets. */
+  get display(): string {
+    return this.#options.display;
   }
 
   #makeClient(role: "cmd" | "sub"): NodeRedisClient {
@@ -232,23 +159,23 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     client.on("error", (err: unknown) => {
       if (!current()) return;
       const e = translateError(err);
-      if (this.#status !== ConnectionStatus.CLOSED && this.listenerCount("error") > 0) this.emit("error", e);
-      if (role === "cmd" && this.#status === ConnectionStatus.READY)
-        this.#setStatus(ConnectionStatus.RECONNECTING, e);
+      this.reportError(e);
+      if (role === "cmd" && this.status === ConnectionStatus.READY)
+        this.setStatus(ConnectionStatus.RECONNECTING, e);
     });
     if (role === "cmd") {
       client.on("ready", () => {
         if (current()) {
           this.#lastReplyAt = Date.now();
-          this.#setStatus(ConnectionStatus.READY);
+          this.setStatus(ConnectionStatus.READY);
         }
       });
       client.on("reconnecting", () => {
-        if (current()) this.#setStatus(ConnectionStatus.RECONNECTING);
+        if (current()) this.setStatus(ConnectionStatus.RECONNECTING);
       });
       client.on("end", () => {
-        if (current() && this.#status !== ConnectionStatus.CLOSED)
-          this.#setStatus(ConnectionStatus.RECONNECTING);
+        if (current() && this.status !== ConnectionStatus.CLOSED)
+          this.setStatus(ConnectionStatus.RECONNECTING);
       });
     }
     return client;
@@ -263,78 +190,35 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   async connect(
     options: { timeoutMs?: number; signal?: AbortSignal; failFast?: boolean } = {},
   ): Promise<void> {
-    if (this.#status === ConnectionStatus.CLOSED) {
+    if (this.status === ConnectionStatus.CLOSED) {
       throw new StateError(ErrorCode.NOT_RUNNING, "this Redis connection is closed");
     }
     if (this.#client) {
       if (this.isReady) return;
-      await this.#waitReady(
+      await this.waitReady(
         options.timeoutMs ?? this.#options.connectTimeoutMs,
         options.signal,
         options.failFast,
       );
       return;
     }
-    this.#setStatus(ConnectionStatus.CONNECTING);
+    this.setStatus(ConnectionStatus.CONNECTING);
     const client = this.#makeClient("cmd");
     this.#client = client;
     // node-redis' connect() keeps retrying through reconnectStrategy; bound the wait ourselves.
     client.connect().catch(() => {
       /* reported through 'error'; the wait below gives the caller a typed error */
     });
-    await this.#waitReady(
+    await this.waitReady(
       options.timeoutMs ?? this.#options.connectTimeoutMs,
       options.signal,
       options.failFast,
     );
   }
 
-  #waitReady(timeoutMs: number, signal?: AbortSignal, failFast = false): Promise<void> {
-    if (this.isReady) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      let lastError: RedmeshError | undefined;
-      const onReady = () => done();
-      const onError = (e: RedmeshError) => {
-        lastError = e;
-        if (failFast)
-          done(
-            new ConnectionError(`could not connect to Redis at ${this.#options.display}: ${e.message}`, {
-              cause: e,
-            }),
-          );
-      };
-      const onAbort = () => done(new ConnectionError("connect aborted", { cause: signal?.reason }));
-      const timer = setTimeout(
-        () =>
-          done(
-            new ConnectionError(
-              `could not connect to Redis at ${this.#options.display} within ${timeoutMs} ms${
-                lastError ? `: ${lastError.message}` : ""
-              }`,
-              lastError ? { cause: lastError } : {},
-            ),
-          ),
-        timeoutMs,
-      );
-      const done = (err?: RedmeshError) => {
-        clearTimeout(timer);
-        this.#connectWaits.delete(done);
-        this.off("ready", onReady);
-        this.off("error", onError);
-        signal?.removeEventListener("abort", onAbort);
-        if (err) reject(err);
-        else resolve();
-      };
-      this.on("ready", onReady);
-      this.on("error", onError);
-      this.#connectWaits.add(done);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-
   #requireClient(): NodeRedisClient {
     const c = this.#client;
-    if (!c || this.#status === ConnectionStatus.CLOSED) {
+    if (!c || this.status === ConnectionStatus.CLOSED) {
       throw new StateError(ErrorCode.NOT_RUNNING, "the Redis connection is not open (call connect() first)");
     }
     return c;
@@ -372,14 +256,14 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
    */
   #recycleCommandClient(stall: number): void {
     const old = this.#client;
-    if (!old || this.#status === ConnectionStatus.CLOSED) return;
+    if (!old || this.status === ConnectionStatus.CLOSED) return;
     this.#recycled++;
     const err = new ConnectionError(
       `Redis at ${this.#options.display} stopped answering for ${stall} ms on an open connection; reconnecting`,
     );
     const fresh = this.#makeClient("cmd");
     this.#client = fresh;
-    this.#setStatus(ConnectionStatus.RECONNECTING, err);
+    this.setStatus(ConnectionStatus.RECONNECTING, err);
     if (this.listenerCount("error") > 0) this.emit("error", err);
     old.destroy();
     fresh.connect().catch(() => {
@@ -394,7 +278,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
     this.#probeTimer = setInterval(
       () => {
         const sub = this.#subscriber;
-        if (!sub?.isReady || this.#status === ConnectionStatus.CLOSED) return;
+        if (!sub?.isReady || this.status === ConnectionStatus.CLOSED) return;
         this.#deadlines.track(sub.sendCommand(["PING"]), stall, "PING (subscriber)").catch((e: unknown) => {
           if (e instanceof TimeoutError && this.#subscriber === sub) this.#recycleSubscriber(sub, stall);
         });
@@ -405,7 +289,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   }
 
   #recycleSubscriber(old: NodeRedisClient, stall: number): void {
-    if (this.#status === ConnectionStatus.CLOSED) return;
+    if (this.status === ConnectionStatus.CLOSED) return;
     this.#recycled++;
     this.#subscriber = undefined;
     this.#subscriberConnecting = undefined;
@@ -415,15 +299,15 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
         new ConnectionError(`the subscriber connection stopped answering for ${stall} ms; reconnecting`),
       );
     old.destroy();
-    const channels = [...this.#listeners.keys()];
+    const channels = [...this.channelListeners.keys()];
     void (async () => {
       // Retry until the new socket is up; every channel is subscribed again on it.
-      while (this.#status !== ConnectionStatus.CLOSED) {
+      while (this.status !== ConnectionStatus.CLOSED) {
         try {
           const sub = await this.#subscriberClient();
           for (const ch of channels)
-            if (this.#listeners.has(ch))
-              await sub.subscribe(ch, (m: string, c: string) => this.#dispatch(c, m));
+            if (this.channelListeners.has(ch))
+              await sub.subscribe(ch, (m: string, c: string) => this.dispatch(c, m));
           return;
         } catch {
           this.#subscriber = undefined;
@@ -520,42 +404,29 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
 
   async subscribe(channel: string, listener: MessageListener): Promise<void> {
     this.#requireClient();
-    let set = this.#listeners.get(channel);
+    let set = this.channelListeners.get(channel);
     if (set) {
       set.add(listener);
       return;
     }
     set = new Set([listener]);
-    this.#listeners.set(channel, set);
+    this.channelListeners.set(channel, set);
     const sub = await this.#subscriberClient();
     try {
       // node-redis resubscribes its channels by itself after a reconnect.
-      await sub.subscribe(channel, (message: string, ch: string) => this.#dispatch(ch, message));
+      await sub.subscribe(channel, (message: string, ch: string) => this.dispatch(ch, message));
     } catch (err) {
-      this.#listeners.delete(channel);
+      this.channelListeners.delete(channel);
       throw translateError(err, "SUBSCRIBE");
     }
   }
 
-  #dispatch(channel: string, message: string): void {
-    const set = this.#listeners.get(channel);
-    if (!set) return;
-    for (const l of set) {
-      try {
-        l(message, channel);
-      } catch (err) {
-        // A listener that throws must not break delivery to the others or crash the process.
-        this.emit("error", translateError(err));
-      }
-    }
-  }
-
   async unsubscribe(channel: string, listener?: MessageListener): Promise<void> {
-    const set = this.#listeners.get(channel);
+    const set = this.channelListeners.get(channel);
     if (!set) return;
     if (listener) set.delete(listener);
     if (listener && set.size > 0) return;
-    this.#listeners.delete(channel);
+    this.channelListeners.delete(channel);
     const sub = this.#subscriber;
     if (sub?.isReady) {
       try {
@@ -599,10 +470,10 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
   async #doClose(timeoutMs: number): Promise<void> {
     const clients = [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
     const wasReady = this.isReady;
-    this.#setStatus(ConnectionStatus.CLOSED);
+    this.setStatus(ConnectionStatus.CLOSED);
     this.#cancelConnect(clients);
     clearInterval(this.#probeTimer);
-    this.#listeners.clear();
+    this.channelListeners.clear();
     await Promise.all(
       clients.map(async (c) => {
         if (!c.isOpen) return;
@@ -624,9 +495,9 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
 
   /** Close both sockets at once, failing pending commands. */
   destroy(): void {
-    this.#setStatus(ConnectionStatus.CLOSED);
+    this.setStatus(ConnectionStatus.CLOSED);
     clearInterval(this.#probeTimer);
-    this.#listeners.clear();
+    this.channelListeners.clear();
     const clients = [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
     this.#cancelConnect(clients);
     for (const c of clients) if (c.isOpen) c.destroy();
@@ -641,49 +512,11 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> impleme
    * finish its handshake and stay open (keeping the process alive).
    */
   #cancelConnect(clients: NodeRedisClient[]): void {
-    for (const fail of [...this.#connectWaits])
-      fail(new ConnectionError("the Redis connection was closed while connecting"));
+    this.failConnectWaits(new ConnectionError("the Redis connection was closed while connecting"));
     for (const c of clients) if (!c.isReady) c.once("connect", () => c.destroy());
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-function toArgs(args: readonly RedisArg[]): Array<string | Buffer> {
-  const out: Array<string | Buffer> = new Array(args.length);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    out[i] = typeof a === "number" ? String(a) : (a as string | Buffer);
-  }
-  return out;
-}
-
-/** Translate a driver error into a typed redmesh error. */
-export function translateError(err: unknown, command?: string): RedmeshError {
-  if (err instanceof ConnectionError || err instanceof RedisReplyError || err instanceof TimeoutError)
-    return err;
-  const e = err instanceof Error ? err : new Error(String(err));
-  const name = e.constructor?.name ?? e.name;
-  const what = command ? `Redis ${command}` : "Redis";
-  switch (name) {
-    case "ErrorReply":
-    case "SimpleError":
-    case "BlobError":
-    case "MultiErrorReply":
-      return new RedisReplyError(e.message, { cause: e, data: command ? { command } : {} });
-    case "TimeoutError":
-    case "CommandTimeoutDuringMaintenanceError":
-    case "SocketTimeoutError":
-    case "ConnectionTimeoutError":
-      return new TimeoutError(`${what} timed out`, { cause: e });
-    default:
-      return new ConnectionError(`${what} unavailable: ${e.message}`, { cause: e });
-  }
-}
-
-/** Create a (not yet connected) standalone connection. */
-export function createRedisConnection(options: RedisConnectionOptions = {}): RedisConnection {
-  return new RedisConnection(options);
 }

@@ -6,7 +6,7 @@ import {
   createRedisConnection,
   createService,
   isRedmeshError,
-  type RedisConnection,
+  type RedisHandle,
   type Service,
 } from "../../src/index.js";
 import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
@@ -19,7 +19,7 @@ describe("least-privilege ACL users: each service works fully, and nothing else"
   const keys = createKeys({ namespace: ns });
   const services: Service[] = [];
   const problems: string[] = [];
-  let raw: RedisConnection;
+  let raw: RedisHandle;
 
   const user = (service: string, talksTo: string[] = [], produceTo: string[] = []) =>
     redis.cli(...aclSetUserCommand({ keys, service, talksTo, produceTo, password: PASSWORD }));

@@ -24,7 +24,7 @@ describe("redis connection layer", () => {
     assert.equal(o.display, "rediss://alice@example.com:6380/3");
     assert.throws(() => resolveRedisOptions("http://x"), ValidationError);
     assert.throws(() => resolveRedisOptions("redis://x/abc"), /invalid database/);
-    assert.throws(() => resolveRedisOptions({ cluster: ["redis://a"] }), /not supported/);
+    assert.throws(() => resolveRedisOptions({ cluster: ["redis://a"] }), /createRedisConnection/);
   });
 
   test("commands, pipeline, multi, scripts and pub/sub", async () => {

@@ -5,7 +5,7 @@ import {
   createKeys,
   createRedisConnection,
   type LogEntry,
-  type RedisConnection,
+  type RedisHandle,
 } from "../../src/index.js";
 import { tailLogs } from "../../src/log/index.js";
 import { type LogConfigChild, startLogConfigChild } from "../helpers/logconfig-child.js";
@@ -14,7 +14,7 @@ import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers
 // Three instances of two services, each in its own process, as in production.
 describe("log and config across processes", () => {
   let redis: TestRedis;
-  let conn: RedisConnection;
+  let conn: RedisHandle;
   const ns = randomNamespace();
   let kids: LogConfigChild[] = [];
 

@@ -1,0 +1,126 @@
+/**
+ * What every connection topology shares: the status machine and its events, bounded `connect()` waits,
+ * and the channel → listeners table that pub/sub messages are dispatched through.
+ *
+ * @module
+ */
+
+import { EventEmitter } from "node:events";
+import { ConnectionError, type RedmeshError } from "../errors.js";
+import {
+  ConnectionStatus,
+  type ConnectionStatusValue,
+  type MessageListener,
+  type RedisConnectionEvents,
+  translateError,
+} from "./types.js";
+
+/** Base class of the standalone, Cluster and Sentinel connections. */
+export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents> {
+  #status: ConnectionStatusValue = ConnectionStatus.IDLE;
+  #everReady = false;
+  /** Rejecters of pending `connect()` waits, failed at once by `close()`/`destroy()`. */
+  readonly #connectWaits = new Set<(err: RedmeshError) => void>();
+  /** Channel → listeners. The first listener of a channel subscribes it, the last one unsubscribes. */
+  protected readonly channelListeners = new Map<string, Set<MessageListener>>();
+
+  /** A printable description of where this connects, without secrets. */
+  abstract get display(): string;
+
+  /** Current status. */
+  get status(): ConnectionStatusValue {
+    return this.#status;
+  }
+
+  /** True when commands can be sent now. */
+  get isReady(): boolean {
+    return this.#status === ConnectionStatus.READY;
+  }
+
+  /** True once `close()`/`destroy()` ran (a getter, so TypeScript re-reads it after an `await`). */
+  protected get closed(): boolean {
+    return this.#status === ConnectionStatus.CLOSED;
+  }
+
+  /** The one place the status changes; emits `ready` / `down`. A closed connection stays closed. */
+  protected setStatus(next: ConnectionStatusValue, error?: RedmeshError): void {
+    const prev = this.#status;
+    if (prev === next || prev === ConnectionStatus.CLOSED) return;
+    this.#status = next;
+    if (next === ConnectionStatus.READY) {
+      const reconnect = this.#everReady;
+      this.#everReady = true;
+      this.emit("ready", { reconnect });
+    } else if (next === ConnectionStatus.RECONNECTING && prev === ConnectionStatus.READY) {
+      this.emit("down", { error: error ?? new ConnectionError("connection to Redis lost") });
+    }
+  }
+
+  /** Report a connection-level problem to `error` listeners (never thrown, never unhandled). */
+  protected reportError(e: RedmeshError): void {
+    if (this.#status !== ConnectionStatus.CLOSED && this.listenerCount("error") > 0) this.emit("error", e);
+  }
+
+  /**
+   * Wait until `ready`, at most `timeoutMs`. With `failFast` the first reported error rejects at once.
+   * Rejects with a typed `ConnectionError` naming {@link display}.
+   */
+  protected waitReady(timeoutMs: number, signal?: AbortSignal, failFast = false): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      let lastError: RedmeshError | undefined;
+      const onReady = () => done();
+      const onError = (e: RedmeshError) => {
+        lastError = e;
+        if (failFast)
+          done(
+            new ConnectionError(`could not connect to Redis at ${this.display}: ${e.message}`, { cause: e }),
+          );
+      };
+      const onAbort = () => done(new ConnectionError("connect aborted", { cause: signal?.reason }));
+      const timer = setTimeout(
+        () =>
+          done(
+            new ConnectionError(
+              `could not connect to Redis at ${this.display} within ${timeoutMs} ms${
+                lastError ? `: ${lastError.message}` : ""
+              }`,
+              lastError ? { cause: lastError } : {},
+            ),
+          ),
+        timeoutMs,
+      );
+      const done = (err?: RedmeshError) => {
+        clearTimeout(timer);
+        this.#connectWaits.delete(done);
+        this.off("ready", onReady);
+        this.off("error", onError);
+        signal?.removeEventListener("abort", onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.on("ready", onReady);
+      this.on("error", onError);
+      this.#connectWaits.add(done);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Fail every pending `connect()` wait now (closing while connecting). */
+  protected failConnectWaits(err: RedmeshError): void {
+    for (const fail of [...this.#connectWaits]) fail(err);
+  }
+
+  /** Deliver one message to a channel's listeners; a throwing listener cannot break the others. */
+  protected dispatch(channel: string, message: string): void {
+    const set = this.channelListeners.get(channel);
+    if (!set) return;
+    for (const l of set) {
+      try {
+        l(message, channel);
+      } catch (err) {
+        this.emit("error", translateError(err));
+      }
+    }
+  }
+}

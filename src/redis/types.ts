@@ -1,0 +1,157 @@
+/**
+ * Types every connection topology shares, the interface capabilities talk to ({@link RedisLike}) and
+ * the translation of driver errors into typed redmesh errors.
+ *
+ * @module
+ */
+
+import { ConnectionError, RedisReplyError, type RedmeshError, TimeoutError } from "../errors.js";
+import type { LuaScript } from "./lua-script.js";
+
+/** An argument of a Redis command. */
+export type RedisArg = string | Buffer | number;
+
+/** Connection status, changed in one place (`#setStatus`). */
+export const ConnectionStatus = {
+  IDLE: "idle",
+  CONNECTING: "connecting",
+  READY: "ready",
+  RECONNECTING: "reconnecting",
+  CLOSED: "closed",
+} as const;
+/** Union of connection statuses. */
+export type ConnectionStatusValue = (typeof ConnectionStatus)[keyof typeof ConnectionStatus];
+
+/** Per-command options. */
+export interface CommandOptions {
+  /**
+   * Deadline for this command in ms; `0` for none (the caller owns the deadline).
+   * @default the connection's `commandTimeoutMs`
+   */
+  timeoutMs?: number;
+}
+
+/** Listener for pub/sub messages. */
+export type MessageListener = (message: string, channel: string) => void;
+
+/** Events a {@link RedisConnection} emits. */
+export interface RedisConnectionEvents {
+  /** Connected (first time or after a reconnect) and ready for commands. */
+  ready: [{ reconnect: boolean }];
+  /** The connection dropped; commands fail fast until `ready`. */
+  down: [{ error: RedmeshError }];
+  /** A connection-level error (also reported through `down`); never thrown. */
+  error: [RedmeshError];
+}
+
+/**
+ * The small interface capabilities use, implemented by the standalone, Cluster and Sentinel
+ * connections alike.
+ */
+export interface RedisLike {
+  /** Current status. */
+  readonly status: ConnectionStatusValue;
+  /** Send one command; resolves with the raw RESP2 reply. */
+  command<T = unknown>(args: readonly RedisArg[], options?: CommandOptions): Promise<T>;
+  /**
+   * Send several commands in one round trip (not atomic). Resolves with one entry per command: the
+   * reply, or the typed error that command failed with.
+   */
+  pipeline(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]>;
+  /** MULTI/EXEC: all commands atomically. Rejects if any is rejected by Redis at queue time. */
+  multi(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]>;
+  /** Run a Lua script by SHA, loading it on `NOSCRIPT`. Keys always go in `keys`. */
+  script<T = unknown>(
+    script: LuaScript,
+    keys: readonly string[],
+    args: readonly RedisArg[],
+    options?: CommandOptions,
+  ): Promise<T>;
+  /** PUBLISH; resolves with the number of receivers. No deadline unless given (hot path). */
+  publish(channel: string, message: string | Buffer, options?: CommandOptions): Promise<number>;
+  /** Subscribe a listener to a channel (on a dedicated subscriber connection). Resubscribes after reconnects. */
+  subscribe(channel: string, listener: MessageListener): Promise<void>;
+  /** Remove a listener (or every listener) from a channel. */
+  unsubscribe(channel: string, listener?: MessageListener): Promise<void>;
+}
+
+export function toArgs(args: readonly RedisArg[]): Array<string | Buffer> {
+  const out: Array<string | Buffer> = new Array(args.length);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    out[i] = typeof a === "number" ? String(a) : (a as string | Buffer);
+  }
+  return out;
+}
+
+/** Error replies that mean the server is temporarily unable to serve, not that the command is wrong. */
+const TRANSIENT_REPLY_RE = /^(CLUSTERDOWN|TRYAGAIN|MASTERDOWN|LOADING|READONLY|NOREPLICAS)\b/;
+
+/** Translate a driver error into a typed redmesh error. */
+export function translateError(err: unknown, command?: string): RedmeshError {
+  if (err instanceof ConnectionError || err instanceof RedisReplyError || err instanceof TimeoutError)
+    return err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  const name = e.constructor?.name ?? e.name;
+  const what = command ? `Redis ${command}` : "Redis";
+  switch (name) {
+    case "ErrorReply":
+    case "SimpleError":
+    case "BlobError":
+    case "MultiErrorReply":
+      // Replies that mean "this server cannot serve you right now" (a Cluster failover in progress, a
+      // demoted primary, a server loading its data set) are outages, not command errors: callers retry
+      // them like a dropped connection.
+      if (TRANSIENT_REPLY_RE.test(e.message))
+        return new ConnectionError(`${what} unavailable: ${e.message}`, { cause: e });
+      return new RedisReplyError(e.message, { cause: e, data: command ? { command } : {} });
+    case "TimeoutError":
+    case "CommandTimeoutDuringMaintenanceError":
+    case "SocketTimeoutError":
+    case "ConnectionTimeoutError":
+      return new TimeoutError(`${what} timed out`, { cause: e });
+    default:
+      return new ConnectionError(`${what} unavailable: ${e.message}`, { cause: e });
+  }
+}
+
+/** The topology a connection speaks to. */
+export type RedisTopology = "standalone" | "cluster" | "sentinel";
+
+/**
+ * A whole connection, of any topology: {@link RedisLike} plus its life cycle. What
+ * `createRedisConnection()` returns and what services, the CLI, the gateway and the dashboard hold.
+ */
+export interface RedisHandle extends RedisLike {
+  /** `standalone`, `cluster` (keys then need the `{<svc>}` hash tag) or `sentinel`. */
+  readonly topology: RedisTopology;
+  /** Where this connects, without secrets (for messages). */
+  readonly display: string;
+  /** True when commands can be sent now. */
+  readonly isReady: boolean;
+  /** How many dead-but-open sockets the stall watchdog replaced (standalone only; 0 elsewhere). */
+  readonly recycledConnections: number;
+  /**
+   * Connect. Resolves once Redis answered; rejects with a typed error after `timeoutMs` (or at the
+   * first error with `failFast`) without closing the connection object.
+   */
+  connect(options?: { timeoutMs?: number; signal?: AbortSignal; failFast?: boolean }): Promise<void>;
+  /** Close gracefully (pending replies get `timeoutMs`), then destroy. Idempotent. */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+  /** Close at once, failing pending commands. */
+  destroy(): void;
+  /** A new, unconnected connection with the same settings (for blocking commands such as BLMOVE). */
+  duplicate(clientName?: string): RedisHandle;
+  on<K extends keyof RedisConnectionEvents>(
+    event: K,
+    listener: (...args: RedisConnectionEvents[K]) => void,
+  ): this;
+  once<K extends keyof RedisConnectionEvents>(
+    event: K,
+    listener: (...args: RedisConnectionEvents[K]) => void,
+  ): this;
+  off<K extends keyof RedisConnectionEvents>(
+    event: K,
+    listener: (...args: RedisConnectionEvents[K]) => void,
+  ): this;
+}
