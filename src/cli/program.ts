@@ -12,12 +12,17 @@ import { fileURLToPath } from "node:url";
 import { Command, CommanderError, Option } from "commander";
 import { createConfigClient } from "../config/index.js";
 import { createDashboard } from "../dashboard/index.js";
-import { ErrorCode, isRedmeshError, RedmeshError } from "../errors.js";
+import { ConnectionError, ErrorCode, isRedmeshError, RedmeshError } from "../errors.js";
 import { readHealth } from "../health/index.js";
 import { createKeys, type Keys } from "../keys.js";
 import { isLogLevel, type LogEntry, queryLogs, tailLogs } from "../log/index.js";
 import { createQueue, type JobOptions } from "../queue/index.js";
-import { createRedisConnection, isClusterOptions, type RedisHandle } from "../redis/index.js";
+import {
+  ClusterConnection,
+  createRedisConnection,
+  isClusterOptions,
+  type RedisHandle,
+} from "../redis/index.js";
 import { createDiscovery, type Discovery, type Instance } from "../registry/index.js";
 import { aclSetUserCommand } from "../security/index.js";
 import { createService } from "../service.js";
@@ -97,7 +102,12 @@ export function buildProgram(io: CliIO): Command {
   const paint = paintFor(io.stdout, io.env);
   const program = new Command("redmesh")
     .description("Inspect and drive a redmesh (or Hydra) mesh on Redis.")
-    .addOption(new Option("--redis <url>", "Redis URL").default(io.env.REDIS_URL ?? "redis://127.0.0.1:6379"))
+    .addOption(
+      new Option(
+        "--redis <url>",
+        "Redis URL: redis://host:port[/db], rediss:// (TLS), redis-cluster://h:p,h:p or redis-sentinel://h:p,h:p/<primary>",
+      ).default(io.env.REDIS_URL ?? "redis://127.0.0.1:6379"),
+    )
     .addOption(
       new Option("--namespace <ns>", "key namespace (`hydra` for Hydra services)").default(
         io.env.REDMESH_NAMESPACE ?? "redmesh",
@@ -561,7 +571,15 @@ export function buildProgram(io: CliIO): Command {
           return Promise.resolve();
         }
         return withSession(io, opts, async (s) => {
-          await s.redis.command(cmd);
+          if (s.redis instanceof ClusterConnection) {
+            // Every node of a Cluster keeps its own users: set it on each one.
+            const results = await s.redis.commandOnEveryNode(cmd);
+            const failed = results.filter((r) => r.reply instanceof Error);
+            if (failed.length > 0)
+              throw new ConnectionError(
+                `ACL SETUSER failed on ${failed.map((f) => `${f.node} (${(f.reply as Error).message})`).join(", ")}`,
+              );
+          } else await s.redis.command(cmd);
           s.print(
             () => `${paint.green("✓")} ACL user ${paint.bold(cmd[2] ?? "")} set for service ${service}`,
             () => ({ user: cmd[2], service, applied: true }),

@@ -17,6 +17,7 @@
 import { createCluster } from "@redis/client";
 import { ConnectionError, ErrorCode, RedisReplyError, StateError } from "../errors.js";
 import { ConnectionBase } from "./base.js";
+import { RedisConnection } from "./connection.js";
 import { DeadlineTracker } from "./deadlines.js";
 import type { LuaScript } from "./lua-script.js";
 import { type ResolvedClusterOptions, toTlsConnectionOptions } from "./options.js";
@@ -288,6 +289,44 @@ export class ClusterConnection extends ConnectionBase implements RedisHandle {
   }
 
   /**
+   * Run one command on every node of the cluster, primaries and replicas (e.g. `ACL SETUSER`, which
+   * each node keeps for itself). Nodes come from `CLUSTER NODES`; each gets a short-lived connection
+   * with this connection's credentials. Resolves with one entry per node: its reply or its typed error.
+   */
+  async commandOnEveryNode(
+    args: readonly RedisArg[],
+    options?: CommandOptions,
+  ): Promise<Array<{ node: string; reply: unknown }>> {
+    const text = String(await this.command(["CLUSTER", "NODES"], options));
+    const nodes = parseClusterNodes(text);
+    return Promise.all(
+      nodes.map(async (node) => {
+        const c = new RedisConnection({
+          redis: {
+            host: node.host,
+            port: node.port,
+            username: this.#options.username,
+            password: this.#options.password,
+            tls: this.#options.tls ?? false,
+            connectTimeoutMs: this.#options.connectTimeoutMs,
+            commandTimeoutMs: this.#options.commandTimeoutMs,
+          },
+          ...(this.#clientName === undefined ? {} : { clientName: this.#clientName }),
+        });
+        c.on("error", () => undefined); // reported through the reply below
+        try {
+          await c.connect({ failFast: true });
+          return { node: `${node.host}:${node.port}`, reply: await c.command(args, options) };
+        } catch (err) {
+          return { node: `${node.host}:${node.port}`, reply: translateError(err, String(args[0])) };
+        } finally {
+          c.destroy();
+        }
+      }),
+    );
+  }
+
+  /**
    * A new, unconnected connection to the same cluster. It connects to a node only when a command
    * needs it, so a duplicate that blocks on one queue holds one socket, not one per primary.
    */
@@ -339,4 +378,17 @@ export class ClusterConnection extends ConnectionBase implements RedisHandle {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The reachable nodes of a `CLUSTER NODES` reply (`<id> <host:port@bus[,hostname]> <flags> …`). */
+export function parseClusterNodes(text: string): Array<{ id: string; host: string; port: number }> {
+  const out: Array<{ id: string; host: string; port: number }> = [];
+  for (const line of text.split("\n")) {
+    const [id, addr, flags] = line.trim().split(" ");
+    if (!id || !addr || !flags || /(^|,)(fail|noaddr|handshake)(,|$)/.test(flags)) continue;
+    const m = /^(.*):(\d+)@/.exec(addr);
+    if (!m?.[1] || !m[2]) continue;
+    out.push({ id, host: m[1].replace(/^\[|\]$/g, ""), port: Number(m[2]) });
+  }
+  return out;
 }

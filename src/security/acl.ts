@@ -100,6 +100,17 @@ export const ACL_COMMANDS = [
   "discard",
 ] as const;
 
+/** Commands a service needs on top of {@link ACL_COMMANDS} when it runs on a Redis Cluster. */
+export const ACL_CLUSTER_COMMANDS = [
+  "cluster|slots",
+  "cluster|shards",
+  "cluster|nodes",
+  "cluster|myid",
+  "spublish",
+  "ssubscribe",
+  "sunsubscribe",
+] as const;
+
 /** The `ACL SETUSER` rules (without the user name, `on` or the password) for one service. */
 export function aclRules(options: AclOptions): string[] {
   const { keys, service } = options;
@@ -109,6 +120,8 @@ export function aclRules(options: AclOptions): string[] {
   for (const s of [...talksTo, ...produceTo]) assertServiceName(s);
   const any = "*";
   const rules = ["resetkeys", "resetchannels", "-@all", ...ACL_COMMANDS.map((c) => `+${c}`)];
+  // A Cluster client reads the slot map, and service channels are sharded there.
+  if (keys.cluster) rules.push(...ACL_CLUSTER_COMMANDS.map((c) => `+${c}`));
   // Own keys: everything under the service's prefix.
   rules.push(`~${keys.servicePrefix(service)}*`);
   // Shared registry structures written by registration and by discovery's pruning.
