@@ -6,11 +6,14 @@
  */
 
 import { EventEmitter } from "node:events";
-import { ConnectionError, type RedmeshError } from "../errors.js";
+import { ConnectionError, RedisReplyError, type RedmeshError } from "../errors.js";
+import type { LuaScript } from "./lua-script.js";
 import {
+  type CommandOptions,
   ConnectionStatus,
   type ConnectionStatusValue,
   type MessageListener,
+  type RedisArg,
   type RedisConnectionEvents,
   translateError,
 } from "./types.js";
@@ -26,6 +29,83 @@ export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents>
 
   /** A printable description of where this connects, without secrets. */
   abstract get display(): string;
+
+  /** Send one command; resolves with the raw reply (see `RedisLike.command`). */
+  abstract command<T = unknown>(args: readonly RedisArg[], options?: CommandOptions): Promise<T>;
+
+  /** Throw the typed "not open" error when commands cannot be sent at all (before connect, after close). */
+  protected abstract assertOpen(): void;
+
+  /** Subscribe the driver to a channel whose first listener just arrived; `onMessage` dispatches. */
+  protected abstract subscribeChannel(
+    channel: string,
+    onMessage: (message: string, channel: string) => void,
+  ): Promise<void>;
+
+  /** Unsubscribe the driver from a channel whose last listener just left (when it is connected). */
+  protected abstract unsubscribeChannel(channel: string): Promise<void>;
+
+  /** Run a Lua script by SHA, loading it with `EVAL` on `NOSCRIPT` (a new or promoted server). */
+  async script<T = unknown>(
+    script: LuaScript,
+    keys: readonly string[],
+    args: readonly RedisArg[],
+    options?: CommandOptions,
+  ): Promise<T> {
+    const tail = [String(keys.length), ...keys, ...args];
+    try {
+      return await this.command<T>(["EVALSHA", script.sha, ...tail], options);
+    } catch (err) {
+      if (err instanceof RedisReplyError && err.message.startsWith("NOSCRIPT"))
+        return this.command<T>(["EVAL", script.source, ...tail], options);
+      throw err;
+    }
+  }
+
+  /** Subscribe a listener; the first listener of a channel subscribes it on the driver. */
+  async subscribe(channel: string, listener: MessageListener): Promise<void> {
+    this.assertOpen();
+    let set = this.channelListeners.get(channel);
+    if (set) {
+      set.add(listener);
+      return;
+    }
+    set = new Set([listener]);
+    this.channelListeners.set(channel, set);
+    try {
+      await this.subscribeChannel(channel, (message, ch) => this.dispatch(ch, message));
+    } catch (err) {
+      // Not subscribed: forget the channel, so the next subscribe tries again.
+      if (this.channelListeners.get(channel) === set) this.channelListeners.delete(channel);
+      throw translateError(err, "SUBSCRIBE");
+    }
+  }
+
+  /** Remove a listener (or every listener) from a channel; the last one unsubscribes it. */
+  async unsubscribe(channel: string, listener?: MessageListener): Promise<void> {
+    const set = this.channelListeners.get(channel);
+    if (!set) return;
+    if (listener) set.delete(listener);
+    if (listener && set.size > 0) return;
+    this.channelListeners.delete(channel);
+    try {
+      await this.unsubscribeChannel(channel);
+    } catch (err) {
+      throw translateError(err, "UNSUBSCRIBE");
+    }
+  }
+
+  /**
+   * Several commands, each sent on its own through {@link command} (the driver batches what is written in
+   * one tick): one entry per command, its reply or its typed error.
+   */
+  protected async pipelineEach(
+    commands: ReadonlyArray<readonly RedisArg[]>,
+    options?: CommandOptions,
+  ): Promise<unknown[]> {
+    const settled = await Promise.allSettled(commands.map((c) => this.command(c, options)));
+    return settled.map((s) => (s.status === "fulfilled" ? s.value : s.reason));
+  }
 
   /** Current status. */
   get status(): ConnectionStatusValue {
@@ -104,6 +184,18 @@ export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents>
       this.#connectWaits.add(done);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /** Wait for `closing` (a graceful driver close) at most `timeoutMs`; never rejects. */
+  protected async closeWithin(closing: Promise<unknown>, timeoutMs: number): Promise<void> {
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([
+      closing.catch(() => undefined),
+      new Promise<void>((r) => {
+        t = setTimeout(r, timeoutMs);
+      }),
+    ]);
+    clearTimeout(t);
   }
 
   /** Fail every pending `connect()` wait now (closing while connecting). */

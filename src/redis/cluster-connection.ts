@@ -15,22 +15,12 @@
  */
 
 import { createCluster } from "@redis/client";
-import { ConnectionError, ErrorCode, RedisReplyError, StateError } from "../errors.js";
-import { ConnectionBase } from "./base.js";
+import { ConnectionError } from "../errors.js";
 import { RedisConnection } from "./connection.js";
-import { DeadlineTracker } from "./deadlines.js";
-import type { LuaScript } from "./lua-script.js";
+import { DriverConnection } from "./driver-connection.js";
 import { type ResolvedClusterOptions, toTlsConnectionOptions } from "./options.js";
 import { isShardedChannel, routingKey } from "./routing.js";
-import {
-  type CommandOptions,
-  ConnectionStatus,
-  type MessageListener,
-  type RedisArg,
-  type RedisHandle,
-  toArgs,
-  translateError,
-} from "./types.js";
+import { type CommandOptions, type RedisArg, type RedisHandle, toArgs, translateError } from "./types.js";
 
 type NodeRedisCluster = ReturnType<typeof createCluster>;
 
@@ -48,18 +38,12 @@ export interface ClusterConnectionOptions {
  * A connection to a Redis Cluster. Constructors do no I/O; `connect()` discovers the slot map and
  * connects to the primaries; `close()` is idempotent.
  */
-export class ClusterConnection extends ConnectionBase implements RedisHandle {
+export class ClusterConnection extends DriverConnection<NodeRedisCluster> implements RedisHandle {
   /** This connection speaks to a Redis Cluster: keys need the `{<svc>}` hash tag. */
   readonly topology = "cluster" as const;
-  /** The stall watchdog is a standalone feature; node-redis reconnects cluster nodes itself. */
-  readonly recycledConnections = 0;
   readonly #options: ResolvedClusterOptions;
   readonly #clientName: string | undefined;
   readonly #lazy: boolean;
-  #cluster: NodeRedisCluster | undefined;
-  #connecting: Promise<void> | undefined;
-  #closing: Promise<void> | undefined;
-  readonly #deadlines = new DeadlineTracker();
 
   constructor(options: ClusterConnectionOptions) {
     super();
@@ -73,8 +57,42 @@ export class ClusterConnection extends ConnectionBase implements RedisHandle {
     return this.#options;
   }
 
-  get display(): string {
-    return this.#options.display;
+  protected get settings(): ResolvedClusterOptions {
+    return this.#options;
+  }
+
+  protected makeDriver(): NodeRedisCluster {
+    return this.#makeCluster();
+  }
+
+  protected openDriver(cluster: NodeRedisCluster): Promise<unknown> {
+    return cluster.connect();
+  }
+
+  protected async closeDriver(cluster: NodeRedisCluster, graceful: boolean): Promise<void> {
+    if (graceful) await cluster.close().catch(() => undefined);
+    else if (cluster.isOpen) cluster.destroy();
+  }
+
+  protected sendRaw<T>(cluster: NodeRedisCluster, args: readonly RedisArg[]): Promise<T> {
+    return cluster.sendCommand(routingKey(args), false, toArgs(args)) as Promise<T>;
+  }
+
+  protected execMulti(
+    cluster: NodeRedisCluster,
+    commands: ReadonlyArray<readonly RedisArg[]>,
+  ): Promise<unknown[]> {
+    // Routed by the first key: redmesh's transactions touch one service's keys (one slot).
+    const first = commands.find((c) => routingKey(c) !== undefined);
+    const m = cluster.multi(first ? routingKey(first) : undefined);
+    for (const c of commands) m.addCommand(routingKey(c), false, toArgs(c));
+    return m.exec() as Promise<unknown[]>;
+  }
+
+  protected connectFailure(cause: unknown): ConnectionError {
+    return new ConnectionError(`could not reach any node of the Redis Cluster at ${this.display}`, {
+      cause: translateError(cause),
+    });
   }
 
   #makeCluster(): NodeRedisCluster {
@@ -116,176 +134,33 @@ export class ClusterConnection extends ConnectionBase implements RedisHandle {
     return cluster;
   }
 
-  /**
-   * Discover the cluster and connect. Retries until `timeoutMs` (default `connectTimeoutMs`), or
-   * rejects at the first failure with `failFast`.
-   */
-  async connect(
-    options: { timeoutMs?: number; signal?: AbortSignal; failFast?: boolean } = {},
-  ): Promise<void> {
-    if (this.status === ConnectionStatus.CLOSED)
-      throw new StateError(ErrorCode.NOT_RUNNING, "this Redis connection is closed");
-    if (this.isReady) return;
-    const wait = this.waitReady(
-      options.timeoutMs ?? this.#options.connectTimeoutMs,
-      options.signal,
-      options.failFast,
-    );
-    if (!this.#connecting) {
-      this.setStatus(ConnectionStatus.CONNECTING);
-      this.#connecting = this.#connectLoop().finally(() => {
-        this.#connecting = undefined;
-      });
-    }
-    await wait;
-  }
-
-  /** Try the seed nodes until one answers (or the connection is closed). */
-  async #connectLoop(): Promise<void> {
-    let attempt = 0;
-    while (!this.closed) {
-      const cluster = this.#makeCluster();
-      this.#cluster = cluster;
-      try {
-        await cluster.connect();
-        if (this.closed) {
-          cluster.destroy();
-          return;
-        }
-        this.setStatus(ConnectionStatus.READY);
-        return;
-      } catch (err) {
-        if (this.#cluster === cluster) this.#cluster = undefined;
-        this.reportError(
-          new ConnectionError(`could not reach any node of the Redis Cluster at ${this.display}`, {
-            cause: translateError(err),
-          }),
-        );
-        await new Promise((r) =>
-          setTimeout(
-            r,
-            Math.min(50 * 2 ** Math.min(attempt++, 10), this.#options.maxReconnectDelayMs),
-          ).unref(),
-        );
-      }
-    }
-  }
-
-  #requireCluster(): NodeRedisCluster {
-    const c = this.#cluster;
-    if (!c || !this.isReady) {
-      if (this.status === ConnectionStatus.CLOSED || !c)
-        throw new StateError(
-          ErrorCode.NOT_RUNNING,
-          "the Redis connection is not open (call connect() first)",
-        );
-    }
-    return c as NodeRedisCluster;
-  }
-
-  #timeout(options: CommandOptions | undefined): number {
-    return options?.timeoutMs ?? this.#options.commandTimeoutMs;
-  }
-
-  async command<T = unknown>(args: readonly RedisArg[], options?: CommandOptions): Promise<T> {
-    const cluster = this.#requireCluster();
-    const timeout = this.#timeout(options);
-    try {
-      const run = cluster.sendCommand(routingKey(args), false, toArgs(args)) as Promise<T>;
-      return await (timeout > 0 ? this.#deadlines.track(run, timeout, String(args[0])) : run);
-    } catch (err) {
-      throw translateError(err, String(args[0]));
-    }
-  }
-
-  async pipeline(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]> {
-    // node-redis writes the commands bound for one node in one batch: one round trip per node.
-    const settled = await Promise.allSettled(commands.map((c) => this.command(c, options)));
-    return settled.map((s) => (s.status === "fulfilled" ? s.value : s.reason));
-  }
-
-  async multi(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]> {
-    const cluster = this.#requireCluster();
-    const first = commands.find((c) => routingKey(c) !== undefined);
-    const m = cluster.multi(first ? routingKey(first) : undefined);
-    for (const c of commands) m.addCommand(routingKey(c), false, toArgs(c));
-    const timeout = this.#timeout(options);
-    try {
-      const run = m.exec() as Promise<unknown[]>;
-      return timeout > 0 ? await this.#deadlines.track(run, timeout, "MULTI") : await run;
-    } catch (err) {
-      throw translateError(err, "MULTI");
-    }
-  }
-
-  async script<T = unknown>(
-    script: LuaScript,
-    keys: readonly string[],
-    args: readonly RedisArg[],
-    options?: CommandOptions,
-  ): Promise<T> {
-    const tail = [String(keys.length), ...keys, ...args];
-    try {
-      return await this.command<T>(["EVALSHA", script.sha, ...tail], options);
-    } catch (err) {
-      // Each node has its own script cache: the first run on a node (or after a failover) loads it.
-      if (err instanceof RedisReplyError && err.message.startsWith("NOSCRIPT"))
-        return this.command<T>(["EVAL", script.source, ...tail], options);
-      throw err;
-    }
-  }
-
-  async publish(channel: string, message: string | Buffer, options?: CommandOptions): Promise<number> {
+  publish(channel: string, message: string | Buffer, options?: CommandOptions): Promise<number> {
     const cmd = isShardedChannel(channel) ? "SPUBLISH" : "PUBLISH";
-    const cluster = this.#requireCluster();
-    const timeout = options?.timeoutMs ?? 0;
-    try {
-      // SPUBLISH is routed by its channel (the shard owning its slot); PUBLISH reaches every node.
-      const run = cluster.sendCommand(cmd === "SPUBLISH" ? channel : undefined, false, [
-        cmd,
-        channel,
-        message,
-      ]) as Promise<number>;
-      return await (timeout > 0 ? this.#deadlines.track(run, timeout, cmd) : run);
-    } catch (err) {
-      throw translateError(err, cmd);
-    }
+    const cluster = this.requireDriver();
+    // SPUBLISH is routed by its channel (the shard owning its slot); PUBLISH reaches every node.
+    const run = cluster.sendCommand(cmd === "SPUBLISH" ? channel : undefined, false, [
+      cmd,
+      channel,
+      message,
+    ]) as Promise<number>;
+    return this.withDeadline(run, options?.timeoutMs ?? 0, cmd);
   }
 
-  async subscribe(channel: string, listener: MessageListener): Promise<void> {
-    const cluster = this.#requireCluster();
-    let set = this.channelListeners.get(channel);
-    if (set) {
-      set.add(listener);
-      return;
-    }
-    set = new Set([listener]);
-    this.channelListeners.set(channel, set);
-    const onMessage = (message: string, ch: string) => this.dispatch(ch, message);
-    try {
-      // node-redis moves sharded subscriptions when a slot moves and resubscribes after reconnects.
-      if (isShardedChannel(channel)) await cluster.sSubscribe(channel, onMessage);
-      else await cluster.subscribe(channel, onMessage);
-    } catch (err) {
-      this.channelListeners.delete(channel);
-      throw translateError(err, isShardedChannel(channel) ? "SSUBSCRIBE" : "SUBSCRIBE");
-    }
+  protected async subscribeChannel(
+    channel: string,
+    onMessage: (message: string, channel: string) => void,
+  ): Promise<void> {
+    const cluster = this.requireDriver();
+    // node-redis moves sharded subscriptions when a slot moves and resubscribes after reconnects.
+    if (isShardedChannel(channel)) await cluster.sSubscribe(channel, onMessage);
+    else await cluster.subscribe(channel, onMessage);
   }
 
-  async unsubscribe(channel: string, listener?: MessageListener): Promise<void> {
-    const set = this.channelListeners.get(channel);
-    if (!set) return;
-    if (listener) set.delete(listener);
-    if (listener && set.size > 0) return;
-    this.channelListeners.delete(channel);
-    const cluster = this.#cluster;
+  protected async unsubscribeChannel(channel: string): Promise<void> {
+    const cluster = this.driver;
     if (!cluster?.isOpen) return;
-    try {
-      if (isShardedChannel(channel)) await cluster.sUnsubscribe(channel);
-      else await cluster.unsubscribe(channel);
-    } catch (err) {
-      throw translateError(err, isShardedChannel(channel) ? "SUNSUBSCRIBE" : "UNSUBSCRIBE");
-    }
+    if (isShardedChannel(channel)) await cluster.sUnsubscribe(channel);
+    else await cluster.unsubscribe(channel);
   }
 
   /**
@@ -337,46 +212,6 @@ export class ClusterConnection extends ConnectionBase implements RedisHandle {
       lazy: true,
       ...(name === undefined ? {} : { clientName: name }),
     });
-  }
-
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.#closing) return this.#closing;
-    this.#closing = this.#doClose(options.timeoutMs ?? 1000);
-    return this.#closing;
-  }
-
-  async #doClose(timeoutMs: number): Promise<void> {
-    const cluster = this.#cluster;
-    const wasReady = this.isReady;
-    this.setStatus(ConnectionStatus.CLOSED);
-    this.failConnectWaits(new ConnectionError("the Redis connection was closed while connecting"));
-    this.channelListeners.clear();
-    if (cluster && wasReady) {
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([
-        cluster.close().catch(() => undefined),
-        new Promise<void>((r) => {
-          t = setTimeout(r, timeoutMs);
-        }),
-      ]);
-      clearTimeout(t);
-    }
-    if (cluster?.isOpen) cluster.destroy();
-    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was closed"));
-  }
-
-  destroy(): void {
-    this.setStatus(ConnectionStatus.CLOSED);
-    this.failConnectWaits(new ConnectionError("the Redis connection was destroyed while connecting"));
-    this.channelListeners.clear();
-    const cluster = this.#cluster;
-    if (cluster?.isOpen) cluster.destroy();
-    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));
-    this.#closing ??= Promise.resolve();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 }
 

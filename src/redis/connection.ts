@@ -19,7 +19,6 @@ import clientMultiModule from "@redis/client/dist/lib/client/multi-command.js";
 import { ConnectionError, ErrorCode, RedisReplyError, StateError, TimeoutError } from "../errors.js";
 import { ConnectionBase } from "./base.js";
 import { DeadlineTracker } from "./deadlines.js";
-import type { LuaScript } from "./lua-script.js";
 import {
   type RedisOptions,
   type ResolvedStandaloneOptions,
@@ -29,23 +28,9 @@ import {
 import {
   type CommandOptions,
   ConnectionStatus,
-  type MessageListener,
   type RedisArg,
   type RedisHandle,
   toArgs,
-  translateError,
-} from "./types.js";
-
-export {
-  type CommandOptions,
-  ConnectionStatus,
-  type ConnectionStatusValue,
-  type MessageListener,
-  type RedisArg,
-  type RedisConnectionEvents,
-  type RedisHandle,
-  type RedisLike,
-  type RedisTopology,
   translateError,
 } from "./types.js";
 
@@ -350,23 +335,6 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
     }
   }
 
-  async script<T = unknown>(
-    script: LuaScript,
-    keys: readonly string[],
-    args: readonly RedisArg[],
-    options?: CommandOptions,
-  ): Promise<T> {
-    const tail = [String(keys.length), ...keys, ...args];
-    try {
-      return await this.command<T>(["EVALSHA", script.sha, ...tail], options);
-    } catch (err) {
-      if (err instanceof RedisReplyError && err.message.startsWith("NOSCRIPT")) {
-        return this.command<T>(["EVAL", script.source, ...tail], options);
-      }
-      throw err;
-    }
-  }
-
   async publish(channel: string, message: string | Buffer, options?: CommandOptions): Promise<number> {
     return this.command<number>(["PUBLISH", channel, message], { timeoutMs: options?.timeoutMs ?? 0 });
   }
@@ -402,39 +370,22 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
     return this.#subscriberConnecting;
   }
 
-  async subscribe(channel: string, listener: MessageListener): Promise<void> {
+  protected assertOpen(): void {
     this.#requireClient();
-    let set = this.channelListeners.get(channel);
-    if (set) {
-      set.add(listener);
-      return;
-    }
-    set = new Set([listener]);
-    this.channelListeners.set(channel, set);
-    const sub = await this.#subscriberClient();
-    try {
-      // node-redis resubscribes its channels by itself after a reconnect.
-      await sub.subscribe(channel, (message: string, ch: string) => this.dispatch(ch, message));
-    } catch (err) {
-      this.channelListeners.delete(channel);
-      throw translateError(err, "SUBSCRIBE");
-    }
   }
 
-  async unsubscribe(channel: string, listener?: MessageListener): Promise<void> {
-    const set = this.channelListeners.get(channel);
-    if (!set) return;
-    if (listener) set.delete(listener);
-    if (listener && set.size > 0) return;
-    this.channelListeners.delete(channel);
+  protected async subscribeChannel(
+    channel: string,
+    onMessage: (message: string, channel: string) => void,
+  ): Promise<void> {
+    const sub = await this.#subscriberClient();
+    // node-redis resubscribes its channels by itself after a reconnect.
+    await sub.subscribe(channel, onMessage);
+  }
+
+  protected async unsubscribeChannel(channel: string): Promise<void> {
     const sub = this.#subscriber;
-    if (sub?.isReady) {
-      try {
-        await sub.unsubscribe(channel);
-      } catch (err) {
-        throw translateError(err, "UNSUBSCRIBE");
-      }
-    }
+    if (sub?.isReady) await sub.unsubscribe(channel);
   }
 
   /** A new, unconnected connection with the same options (for blocking commands such as BLMOVE). */
@@ -477,16 +428,7 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
     await Promise.all(
       clients.map(async (c) => {
         if (!c.isOpen) return;
-        if (wasReady && c.isReady) {
-          let t: NodeJS.Timeout | undefined;
-          await Promise.race([
-            c.close().catch(() => undefined),
-            new Promise<void>((r) => {
-              t = setTimeout(r, timeoutMs);
-            }),
-          ]);
-          clearTimeout(t);
-        }
+        if (wasReady && c.isReady) await this.closeWithin(c.close(), timeoutMs);
         if (c.isOpen) c.destroy();
       }),
     );

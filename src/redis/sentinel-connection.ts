@@ -11,15 +11,12 @@
  */
 
 import { createSentinel } from "@redis/client";
-import { ConnectionError, ErrorCode, RedisReplyError, StateError } from "../errors.js";
-import { ConnectionBase } from "./base.js";
-import { DeadlineTracker } from "./deadlines.js";
-import type { LuaScript } from "./lua-script.js";
+import { ConnectionError } from "../errors.js";
+import { DriverConnection } from "./driver-connection.js";
 import { type ResolvedSentinelOptions, toTlsConnectionOptions } from "./options.js";
 import {
   type CommandOptions,
   ConnectionStatus,
-  type MessageListener,
   type RedisArg,
   type RedisHandle,
   toArgs,
@@ -40,17 +37,11 @@ export interface SentinelConnectionOptions {
  * A connection to the current primary of a Sentinel set-up. Constructors do no I/O; `connect()` asks
  * the sentinels and connects; `close()` is idempotent.
  */
-export class SentinelConnection extends ConnectionBase implements RedisHandle {
+export class SentinelConnection extends DriverConnection<NodeRedisSentinel> implements RedisHandle {
   /** This connection follows a primary through Sentinel failovers. */
   readonly topology = "sentinel" as const;
-  /** The stall watchdog is a standalone feature; the sentinel client reconnects by itself. */
-  readonly recycledConnections = 0;
   readonly #options: ResolvedSentinelOptions;
   readonly #clientName: string | undefined;
-  #sentinel: NodeRedisSentinel | undefined;
-  #connecting: Promise<void> | undefined;
-  #closing: Promise<void> | undefined;
-  readonly #deadlines = new DeadlineTracker();
 
   constructor(options: SentinelConnectionOptions) {
     super();
@@ -63,8 +54,39 @@ export class SentinelConnection extends ConnectionBase implements RedisHandle {
     return this.#options;
   }
 
-  get display(): string {
-    return this.#options.display;
+  protected get settings(): ResolvedSentinelOptions {
+    return this.#options;
+  }
+
+  protected makeDriver(): NodeRedisSentinel {
+    return this.#makeSentinel();
+  }
+
+  protected openDriver(sentinel: NodeRedisSentinel): Promise<unknown> {
+    return sentinel.connect();
+  }
+
+  protected async closeDriver(sentinel: NodeRedisSentinel, graceful: boolean): Promise<void> {
+    await (graceful ? sentinel.close() : sentinel.destroy()).catch(() => undefined);
+  }
+
+  protected sendRaw<T>(sentinel: NodeRedisSentinel, args: readonly RedisArg[]): Promise<T> {
+    return sentinel.sendCommand(false, toArgs(args)) as Promise<T>;
+  }
+
+  protected execMulti(
+    sentinel: NodeRedisSentinel,
+    commands: ReadonlyArray<readonly RedisArg[]>,
+  ): Promise<unknown[]> {
+    const m = sentinel.multi();
+    for (const c of commands) m.addCommand(false, toArgs(c));
+    return m.exec() as Promise<unknown[]>;
+  }
+
+  protected connectFailure(cause: unknown): ConnectionError {
+    return new ConnectionError(`could not find the primary through the sentinels at ${this.display}`, {
+      cause: translateError(cause),
+    });
   }
 
   #makeSentinel(): NodeRedisSentinel {
@@ -101,14 +123,14 @@ export class SentinelConnection extends ConnectionBase implements RedisHandle {
     sentinel.on("error", (err: unknown) => this.reportError(translateError(err)));
     sentinel.on("client-error", (err: unknown) => this.reportError(translateError(err)));
     sentinel.on("ready", () => {
-      if (this.#sentinel === sentinel) this.setStatus(ConnectionStatus.READY);
+      if (this.driver === sentinel) this.setStatus(ConnectionStatus.READY);
     });
     sentinel.on("reconnecting", () => {
-      if (this.#sentinel === sentinel) this.setStatus(ConnectionStatus.RECONNECTING);
+      if (this.driver === sentinel) this.setStatus(ConnectionStatus.RECONNECTING);
     });
     sentinel.on("topology-change", (ev: { type?: string }) => {
       // A new primary: report the gap (`down`); the client emits `ready` once it is connected there.
-      if (ev?.type === "MASTER_CHANGE" && this.#sentinel === sentinel && this.isReady)
+      if (ev?.type === "MASTER_CHANGE" && this.driver === sentinel && this.isReady)
         this.setStatus(
           ConnectionStatus.RECONNECTING,
           new ConnectionError(`Sentinel ${this.#options.name}: the primary changed (failover)`),
@@ -117,148 +139,21 @@ export class SentinelConnection extends ConnectionBase implements RedisHandle {
     return sentinel;
   }
 
-  /**
-   * Ask the sentinels for the primary and connect. Retries until `timeoutMs` (default
-   * `connectTimeoutMs`), or rejects at the first failure with `failFast`.
-   */
-  async connect(
-    options: { timeoutMs?: number; signal?: AbortSignal; failFast?: boolean } = {},
-  ): Promise<void> {
-    if (this.status === ConnectionStatus.CLOSED)
-      throw new StateError(ErrorCode.NOT_RUNNING, "this Redis connection is closed");
-    if (this.isReady) return;
-    const wait = this.waitReady(
-      options.timeoutMs ?? this.#options.connectTimeoutMs,
-      options.signal,
-      options.failFast,
-    );
-    if (!this.#connecting && !this.#sentinel) {
-      this.setStatus(ConnectionStatus.CONNECTING);
-      this.#connecting = this.#connectLoop().finally(() => {
-        this.#connecting = undefined;
-      });
-    }
-    await wait;
-  }
-
-  async #connectLoop(): Promise<void> {
-    let attempt = 0;
-    while (!this.closed) {
-      const sentinel = this.#makeSentinel();
-      this.#sentinel = sentinel;
-      try {
-        await sentinel.connect();
-        if (this.closed) await sentinel.destroy().catch(() => undefined);
-        else this.setStatus(ConnectionStatus.READY);
-        return;
-      } catch (err) {
-        if (this.#sentinel === sentinel) this.#sentinel = undefined;
-        this.reportError(
-          new ConnectionError(`could not find the primary through the sentinels at ${this.display}`, {
-            cause: translateError(err),
-          }),
-        );
-        await new Promise((r) =>
-          setTimeout(
-            r,
-            Math.min(50 * 2 ** Math.min(attempt++, 10), this.#options.maxReconnectDelayMs),
-          ).unref(),
-        );
-      }
-    }
-  }
-
-  #requireSentinel(): NodeRedisSentinel {
-    const s = this.#sentinel;
-    if (!s || this.status === ConnectionStatus.CLOSED)
-      throw new StateError(ErrorCode.NOT_RUNNING, "the Redis connection is not open (call connect() first)");
-    return s;
-  }
-
-  #timeout(options: CommandOptions | undefined): number {
-    return options?.timeoutMs ?? this.#options.commandTimeoutMs;
-  }
-
-  async command<T = unknown>(args: readonly RedisArg[], options?: CommandOptions): Promise<T> {
-    const sentinel = this.#requireSentinel();
-    const timeout = this.#timeout(options);
-    try {
-      const run = sentinel.sendCommand(false, toArgs(args)) as Promise<T>;
-      return await (timeout > 0 ? this.#deadlines.track(run, timeout, String(args[0])) : run);
-    } catch (err) {
-      throw translateError(err, String(args[0]));
-    }
-  }
-
-  async pipeline(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]> {
-    const settled = await Promise.allSettled(commands.map((c) => this.command(c, options)));
-    return settled.map((s) => (s.status === "fulfilled" ? s.value : s.reason));
-  }
-
-  async multi(commands: ReadonlyArray<readonly RedisArg[]>, options?: CommandOptions): Promise<unknown[]> {
-    const m = this.#requireSentinel().multi();
-    for (const c of commands) m.addCommand(false, toArgs(c));
-    const timeout = this.#timeout(options);
-    try {
-      const run = m.exec() as Promise<unknown[]>;
-      return timeout > 0 ? await this.#deadlines.track(run, timeout, "MULTI") : await run;
-    } catch (err) {
-      throw translateError(err, "MULTI");
-    }
-  }
-
-  async script<T = unknown>(
-    script: LuaScript,
-    keys: readonly string[],
-    args: readonly RedisArg[],
-    options?: CommandOptions,
-  ): Promise<T> {
-    const tail = [String(keys.length), ...keys, ...args];
-    try {
-      return await this.command<T>(["EVALSHA", script.sha, ...tail], options);
-    } catch (err) {
-      // A promoted replica may not have the script cached yet.
-      if (err instanceof RedisReplyError && err.message.startsWith("NOSCRIPT"))
-        return this.command<T>(["EVAL", script.source, ...tail], options);
-      throw err;
-    }
-  }
-
   async publish(channel: string, message: string | Buffer, options?: CommandOptions): Promise<number> {
     return this.command<number>(["PUBLISH", channel, message], { timeoutMs: options?.timeoutMs ?? 0 });
   }
 
-  async subscribe(channel: string, listener: MessageListener): Promise<void> {
-    const sentinel = this.#requireSentinel();
-    let set = this.channelListeners.get(channel);
-    if (set) {
-      set.add(listener);
-      return;
-    }
-    set = new Set([listener]);
-    this.channelListeners.set(channel, set);
-    try {
-      // The sentinel client's pub/sub proxy follows the primary through failovers.
-      await sentinel.subscribe(channel, (message: string, ch: string) => this.dispatch(ch, message));
-    } catch (err) {
-      this.channelListeners.delete(channel);
-      throw translateError(err, "SUBSCRIBE");
-    }
+  protected async subscribeChannel(
+    channel: string,
+    onMessage: (message: string, channel: string) => void,
+  ): Promise<void> {
+    // The sentinel client's pub/sub proxy follows the primary through failovers.
+    await this.requireDriver().subscribe(channel, onMessage);
   }
 
-  async unsubscribe(channel: string, listener?: MessageListener): Promise<void> {
-    const set = this.channelListeners.get(channel);
-    if (!set) return;
-    if (listener) set.delete(listener);
-    if (listener && set.size > 0) return;
-    this.channelListeners.delete(channel);
-    const sentinel = this.#sentinel;
-    if (!sentinel?.isOpen) return;
-    try {
-      await sentinel.unsubscribe(channel);
-    } catch (err) {
-      throw translateError(err, "UNSUBSCRIBE");
-    }
+  protected async unsubscribeChannel(channel: string): Promise<void> {
+    const sentinel = this.driver;
+    if (sentinel?.isOpen) await sentinel.unsubscribe(channel);
   }
 
   /** A new, unconnected connection to the same primary (for blocking commands such as BLMOVE). */
@@ -268,44 +163,5 @@ export class SentinelConnection extends ConnectionBase implements RedisHandle {
       redis: this.#options,
       ...(name === undefined ? {} : { clientName: name }),
     });
-  }
-
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.#closing) return this.#closing;
-    this.#closing = this.#doClose(options.timeoutMs ?? 1000);
-    return this.#closing;
-  }
-
-  async #doClose(timeoutMs: number): Promise<void> {
-    const sentinel = this.#sentinel;
-    const wasReady = this.isReady;
-    this.setStatus(ConnectionStatus.CLOSED);
-    this.failConnectWaits(new ConnectionError("the Redis connection was closed while connecting"));
-    this.channelListeners.clear();
-    if (sentinel) {
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([
-        (wasReady ? sentinel.close() : sentinel.destroy()).catch(() => undefined),
-        new Promise<void>((r) => {
-          t = setTimeout(r, timeoutMs);
-        }),
-      ]);
-      clearTimeout(t);
-      await sentinel.destroy().catch(() => undefined);
-    }
-    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was closed"));
-  }
-
-  destroy(): void {
-    this.setStatus(ConnectionStatus.CLOSED);
-    this.failConnectWaits(new ConnectionError("the Redis connection was destroyed while connecting"));
-    this.channelListeners.clear();
-    this.#sentinel?.destroy().catch(() => undefined);
-    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));
-    this.#closing ??= Promise.resolve();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 }

@@ -86,7 +86,18 @@ describe("queues under network faults (fault proxy between the worker and Redis)
     // Criterion: block timeout (1 s) + 5 s; measured 5.6–6.0 s on the 2-core CI machine, so the
     // assertion leaves 1 s for a loaded machine (docs/reliability.md reports the figure).
     assert.ok(took < 1000 + 5000 + 1000, `recovered in ${took.toFixed(0)} ms`);
-    const stats = await producer.queue("bh", { service: "worker" }).stats();
-    assert.equal(stats.pending + stats.inFlight, 0, "nothing stuck");
+    // A job is acknowledged (removed from the in-flight list) just after its handler returns: give the
+    // last acknowledgements a moment on a loaded machine, then nothing may be left.
+    const q = producer.queue("bh", { service: "worker" });
+    let left = -1;
+    await waitFor(
+      async () => {
+        const stats = await q.stats();
+        left = stats.pending + stats.inFlight;
+        return left === 0;
+      },
+      { timeoutMs: 3000, what: "nothing stuck" },
+    ).catch(() => undefined);
+    assert.equal(left, 0, "nothing stuck");
   });
 });
