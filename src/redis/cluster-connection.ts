@@ -20,7 +20,7 @@ import { ConnectionBase } from "./base.js";
 import { DeadlineTracker } from "./deadlines.js";
 import type { LuaScript } from "./lua-script.js";
 import { type ResolvedClusterOptions, toTlsConnectionOptions } from "./options.js";
-import { isShardedChannel, routingKey } from "./routing.js";
+import { isShardedChannel, keySlot, routingKey } from "./routing.js";
 import {
   type CommandOptions,
   ConnectionStatus,
@@ -40,6 +40,29 @@ type NodeRedisCluster = ReturnType<typeof createCluster>;
  * 1 s node timeout, and ten cheap connects (one `CLUSTER SLOTS` each) a second during an outage.
  */
 const NODE_RECONNECT_MAX_MS = 100;
+
+/**
+ * How long after a sharded channel's slot moved to another node a `SPUBLISH` that reached nobody is
+ * tried again. While a slot moves, Redis drops its sharded subscriptions on the old node (`SUNSUBSCRIBE`
+ * pushed to the subscriber) and the subscriber's client re-subscribes on the new one a round trip or
+ * two later; a message published in between reaches nobody, and redmesh would take that for a dead
+ * instance (`ERR_NO_INSTANCE`, `ERR_INSTANCE_LOST`: seen in cluster-faults.test.ts). Nothing was
+ * delivered, so publishing again cannot duplicate. 1 s covers a re-subscription on a busy machine.
+ */
+const SLOT_MOVE_GRACE_MS = 1000;
+
+/**
+ * Longest a command answered `TRYAGAIN` is retried when it has no deadline of its own. Redis answers
+ * `TRYAGAIN` (and runs nothing) to a multi-key command, which is every redmesh script, while the keys
+ * of its slot are split between two nodes mid-migration; a slot with many keys takes seconds to move.
+ */
+const TRYAGAIN_DEFAULT_BUDGET_MS = 5000;
+
+function isTryAgain(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith("TRYAGAIN");
+}
+
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** Options of a {@link ClusterConnection}. */
 export interface ClusterConnectionOptions {
@@ -67,6 +90,8 @@ export class ClusterConnection extends ConnectionBase implements RedisHandle {
   #connecting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   readonly #deadlines = new DeadlineTracker();
+  /** Sharded-publish slots → the node that owned them last time, and when that changed. */
+  readonly #slotOwners = new Map<number, { address: string; changedAt: number }>();
 
   constructor(options: ClusterConnectionOptions) {
     super();
@@ -206,10 +231,25 @@ export class ClusterConnection extends ConnectionBase implements RedisHandle {
     const cluster = this.#requireCluster();
     const timeout = this.#timeout(options);
     try {
-      const run = cluster.sendCommand(routingKey(args), false, toArgs(args)) as Promise<T>;
+      const run = this.#send<T>(cluster, args, timeout > 0 ? timeout : TRYAGAIN_DEFAULT_BUDGET_MS);
       return await (timeout > 0 ? this.#deadlines.track(run, timeout, String(args[0])) : run);
     } catch (err) {
       throw translateError(err, String(args[0]));
+    }
+  }
+
+  /** Send one command; a `TRYAGAIN` (slot mid-migration) is retried with backoff within `budgetMs`. */
+  async #send<T>(cluster: NodeRedisCluster, args: readonly RedisArg[], budgetMs: number): Promise<T> {
+    const started = performance.now();
+    let delay = 5;
+    for (;;) {
+      try {
+        return (await cluster.sendCommand(routingKey(args), false, toArgs(args))) as T;
+      } catch (err) {
+        if (!isTryAgain(err) || this.closed || performance.now() - started + delay > budgetMs) throw err;
+        await pause(delay);
+        delay = Math.min(delay * 2, 100);
+      }
     }
   }
 
@@ -256,15 +296,49 @@ export class ClusterConnection extends ConnectionBase implements RedisHandle {
     const timeout = options?.timeoutMs ?? 0;
     try {
       // SPUBLISH is routed by its channel (the shard owning its slot); PUBLISH reaches every node.
-      const run = cluster.sendCommand(cmd === "SPUBLISH" ? channel : undefined, false, [
-        cmd,
-        channel,
-        message,
-      ]) as Promise<number>;
+      const run =
+        cmd === "SPUBLISH"
+          ? this.#spublish(cluster, channel, message)
+          : this.#publishAll(cluster, channel, message);
       return await (timeout > 0 ? this.#deadlines.track(run, timeout, cmd) : run);
     } catch (err) {
       throw translateError(err, cmd);
     }
+  }
+
+  #publishAll(cluster: NodeRedisCluster, channel: string, message: string | Buffer): Promise<number> {
+    return cluster.sendCommand(undefined, false, ["PUBLISH", channel, message]) as Promise<number>;
+  }
+
+  /** SPUBLISH, published again for a while when it reached nobody just after its slot moved. */
+  async #spublish(cluster: NodeRedisCluster, channel: string, message: string | Buffer): Promise<number> {
+    const slot = keySlot(channel);
+    let delay = 10;
+    for (;;) {
+      this.#noteSlotOwner(cluster, slot);
+      const n = (await cluster.sendCommand(channel, false, ["SPUBLISH", channel, message])) as number;
+      // A MOVED during this publish refreshed the map: that counts as a move too.
+      const movedAt = this.#noteSlotOwner(cluster, slot);
+      if (n > 0 || this.closed || performance.now() - movedAt > SLOT_MOVE_GRACE_MS) return n;
+      await pause(delay);
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+
+  /** Record which node owns `slot` now; returns when its owner last changed (0: never seen change). */
+  #noteSlotOwner(cluster: NodeRedisCluster, slot: number): number {
+    const address = (cluster.slots[slot] as { master?: { address?: string } } | undefined)?.master?.address;
+    if (address === undefined) return 0;
+    const seen = this.#slotOwners.get(slot);
+    if (!seen) {
+      this.#slotOwners.set(slot, { address, changedAt: 0 });
+      return 0;
+    }
+    if (seen.address !== address) {
+      seen.address = address;
+      seen.changedAt = performance.now();
+    }
+    return seen.changedAt;
   }
 
   async subscribe(channel: string, listener: MessageListener): Promise<void> {
