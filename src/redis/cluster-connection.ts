@@ -19,10 +19,41 @@ import { ConnectionError } from "../errors.js";
 import { RedisConnection } from "./connection.js";
 import { DriverConnection } from "./driver-connection.js";
 import { type ResolvedClusterOptions, toTlsConnectionOptions } from "./options.js";
-import { isShardedChannel, routingKey } from "./routing.js";
+import { isShardedChannel, keySlot, routingKey } from "./routing.js";
 import { type CommandOptions, type RedisArg, type RedisHandle, toArgs, translateError } from "./types.js";
 
 type NodeRedisCluster = ReturnType<typeof createCluster>;
+
+/**
+ * Longest wait between two reconnection attempts to a cluster node. Each attempt to an unreachable
+ * master also refreshes the slot map, so a promoted replica is found at most this long after Redis
+ * promoted it; the attempts stop once the map no longer lists the dead node. 100 ms: a tenth of a
+ * 1 s node timeout, and ten cheap connects (one `CLUSTER SLOTS` each) a second during an outage.
+ */
+const NODE_RECONNECT_MAX_MS = 100;
+
+/**
+ * How long after a sharded channel's slot moved to another node a `SPUBLISH` that reached nobody is
+ * tried again. While a slot moves, Redis drops its sharded subscriptions on the old node (`SUNSUBSCRIBE`
+ * pushed to the subscriber) and the subscriber's client re-subscribes on the new one a round trip or
+ * two later; a message published in between reaches nobody, and redmesh would take that for a dead
+ * instance (`ERR_NO_INSTANCE`, `ERR_INSTANCE_LOST`: seen in cluster-faults.test.ts). Nothing was
+ * delivered, so publishing again cannot duplicate. 1 s covers a re-subscription on a busy machine.
+ */
+const SLOT_MOVE_GRACE_MS = 1000;
+
+/**
+ * Longest a command answered `TRYAGAIN` is retried when it has no deadline of its own. Redis answers
+ * `TRYAGAIN` (and runs nothing) to a multi-key command, which is every redmesh script, while the keys
+ * of its slot are split between two nodes mid-migration; a slot with many keys takes seconds to move.
+ */
+const TRYAGAIN_DEFAULT_BUDGET_MS = 5000;
+
+function isTryAgain(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith("TRYAGAIN");
+}
+
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** Options of a {@link ClusterConnection}. */
 export interface ClusterConnectionOptions {
@@ -44,6 +75,8 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
   readonly #options: ResolvedClusterOptions;
   readonly #clientName: string | undefined;
   readonly #lazy: boolean;
+  /** Sharded-publish slots → the node that owned them last time, and when that changed. */
+  readonly #slotOwners = new Map<number, { address: string; changedAt: number }>();
 
   constructor(options: ClusterConnectionOptions) {
     super();
@@ -74,8 +107,23 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
     else if (cluster.isOpen) cluster.destroy();
   }
 
-  protected sendRaw<T>(cluster: NodeRedisCluster, args: readonly RedisArg[]): Promise<T> {
-    return cluster.sendCommand(routingKey(args), false, toArgs(args)) as Promise<T>;
+  protected sendRaw<T>(cluster: NodeRedisCluster, args: readonly RedisArg[], timeoutMs: number): Promise<T> {
+    return this.#send<T>(cluster, args, timeoutMs > 0 ? timeoutMs : TRYAGAIN_DEFAULT_BUDGET_MS);
+  }
+
+  /** Send one command; a `TRYAGAIN` (slot mid-migration) is retried with backoff within `budgetMs`. */
+  async #send<T>(cluster: NodeRedisCluster, args: readonly RedisArg[], budgetMs: number): Promise<T> {
+    const started = performance.now();
+    let delay = 5;
+    for (;;) {
+      try {
+        return (await cluster.sendCommand(routingKey(args), false, toArgs(args))) as T;
+      } catch (err) {
+        if (!isTryAgain(err) || this.closed || performance.now() - started + delay > budgetMs) throw err;
+        await pause(delay);
+        delay = Math.min(delay * 2, 100);
+      }
+    }
   }
 
   protected execMulti(
@@ -101,8 +149,11 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
       connectTimeout: o.connectTimeoutMs,
       keepAlive: true,
       noDelay: true,
+      // Capped lower than a standalone connection's: while a master is unreachable every reconnection
+      // attempt also refreshes the slot map (below), so this interval bounds how late the client
+      // learns that a replica took over.
       reconnectStrategy: (retries: number) =>
-        Math.min(50 * 2 ** Math.min(retries, 10), o.maxReconnectDelayMs),
+        Math.min(50 * 2 ** Math.min(retries, 10), o.maxReconnectDelayMs, NODE_RECONNECT_MAX_MS),
     };
     const defaults: Record<string, unknown> = {
       socket,
@@ -127,6 +178,11 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
       minimizeConnections: this.#lazy,
       // A failover takes a few node timeouts: keep following redirections meanwhile.
       maxCommandRedirections: 32,
+      // A killed master answers no MOVED: only a slot-map refresh finds its promoted replica. node-redis
+      // refreshes on a node's reconnection attempts once this long has passed since the first one
+      // (default 5000 ms, which alone made a failover look ~0.7 s longer than Redis took: measured in
+      // cluster-faults.test.ts). 1 ms: refresh from the second attempt on, every attempt.
+      topologyRefreshOnReconnectionAttemptStrategy: 1,
     } as Parameters<typeof createCluster>[0]) as NodeRedisCluster;
     // An unhandled 'error' event would crash the process: every one is translated and reported.
     cluster.on("error", (err: unknown) => this.reportError(translateError(err)));
@@ -138,12 +194,44 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
     const cmd = isShardedChannel(channel) ? "SPUBLISH" : "PUBLISH";
     const cluster = this.requireDriver();
     // SPUBLISH is routed by its channel (the shard owning its slot); PUBLISH reaches every node.
-    const run = cluster.sendCommand(cmd === "SPUBLISH" ? channel : undefined, false, [
-      cmd,
-      channel,
-      message,
-    ]) as Promise<number>;
+    const run =
+      cmd === "SPUBLISH"
+        ? this.#spublish(cluster, channel, message)
+        : this.#publishAll(cluster, channel, message);
     return this.withDeadline(run, options?.timeoutMs ?? 0, cmd);
+  }
+
+  #publishAll(cluster: NodeRedisCluster, channel: string, message: string | Buffer): Promise<number> {
+    return cluster.sendCommand(undefined, false, ["PUBLISH", channel, message]) as Promise<number>;
+  }
+  /** SPUBLISH, published again for a while when it reached nobody just after its slot moved. */
+  async #spublish(cluster: NodeRedisCluster, channel: string, message: string | Buffer): Promise<number> {
+    const slot = keySlot(channel);
+    let delay = 10;
+    for (;;) {
+      this.#noteSlotOwner(cluster, slot);
+      const n = (await cluster.sendCommand(channel, false, ["SPUBLISH", channel, message])) as number;
+      // A MOVED during this publish refreshed the map: that counts as a move too.
+      const movedAt = this.#noteSlotOwner(cluster, slot);
+      if (n > 0 || this.closed || performance.now() - movedAt > SLOT_MOVE_GRACE_MS) return n;
+      await pause(delay);
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+  /** Record which node owns `slot` now; returns when its owner last changed (0: never seen change). */
+  #noteSlotOwner(cluster: NodeRedisCluster, slot: number): number {
+    const address = (cluster.slots[slot] as { master?: { address?: string } } | undefined)?.master?.address;
+    if (address === undefined) return 0;
+    const seen = this.#slotOwners.get(slot);
+    if (!seen) {
+      this.#slotOwners.set(slot, { address, changedAt: 0 });
+      return 0;
+    }
+    if (seen.address !== address) {
+      seen.address = address;
+      seen.changedAt = performance.now();
+    }
+    return seen.changedAt;
   }
 
   protected async subscribeChannel(

@@ -28,7 +28,7 @@ export {
   type SharedRedisSettings,
   type StandaloneRedisOptions,
 } from "./options.js";
-export { isShardedChannel, routingKey } from "./routing.js";
+export { isShardedChannel, keySlot, routingKey } from "./routing.js";
 export { SentinelConnection, type SentinelConnectionOptions } from "./sentinel-connection.js";
 export {
   type CommandOptions,

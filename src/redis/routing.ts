@@ -87,3 +87,23 @@ export function isShardedChannel(channel: string): boolean {
   const close = channel.indexOf("}", open + 1);
   return close > open + 1;
 }
+
+/**
+ * The Cluster slot of a key or sharded channel: CRC16 (XMODEM) of its hash tag (the text between the
+ * first `{` and the next `}`, when not empty), else of the whole key, modulo 16384 (the Cluster
+ * specification's `HASH_SLOT`).
+ */
+export function keySlot(key: string | Buffer): number {
+  let bytes = typeof key === "string" ? Buffer.from(key) : key;
+  const open = bytes.indexOf(0x7b); // {
+  if (open >= 0) {
+    const close = bytes.indexOf(0x7d, open + 1); // }
+    if (close > open + 1) bytes = bytes.subarray(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of bytes) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}

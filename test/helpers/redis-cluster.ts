@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { keySlot } from "../../src/redis/index.js";
 import { freePort, startRedis, type TestRedis, waitFor } from "./redis-server.js";
 
 function redisCli(args: string[], timeoutMs = 20_000): Promise<string> {
@@ -46,7 +47,35 @@ export interface TestCluster {
   masters(): Promise<TestRedis[]>;
   /** Wait until every live node reports `cluster_state:ok` and every replica's link is up. */
   waitHealthy(timeoutMs?: number): Promise<void>;
+  /** The node that is master of `slot` now (asks each live master for its own slot ranges). */
+  masterOf(slot: number): Promise<TestRedis>;
+  /** The slot of a key (`CLUSTER KEYSLOT`; `"{svc}"` gives the slot of every key of service `svc`). */
+  keySlot(key: string): Promise<number>;
+  /** A node's cluster id (`CLUSTER MYID`). */
+  nodeId(node: TestRedis): Promise<string>;
+  /** Every live master with the slot ranges it serves now. */
+  slotRanges(): Promise<Map<TestRedis, Array<[number, number]>>>;
+  /**
+   * Move `slots` slots from one master to another with `redis-cli --cluster reshard` (it takes the
+   * source's lowest-numbered slots first), keys included, while clients keep running.
+   */
+  reshard(from: TestRedis, to: TestRedis, slots: number): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The slot ranges a master serves, from its own line of `CLUSTER NODES` (`myself,master … 0-5460`). */
+function ownSlotRanges(clusterNodes: string): Array<[number, number]> {
+  const mine = clusterNodes.split("\n").find((l) => l.split(" ")[2]?.split(",").includes("myself"));
+  if (!mine) return [];
+  const parts = mine.trim().split(" ");
+  if (!parts[2]?.split(",").includes("master")) return [];
+  return parts
+    .slice(8)
+    .filter((r) => !r.startsWith("[")) // `[slot->-node]`: a slot being migrated, still ours
+    .map((r) => {
+      const [a, b] = r.split("-");
+      return [Number(a), Number(b ?? a)] as [number, number];
+    });
 }
 
 /** Start 3 masters + 3 replicas and wait until the cluster is usable and the replicas are in sync. */
@@ -112,6 +141,55 @@ export async function startCluster(options: { nodeTimeoutMs?: number } = {}): Pr
         },
         { timeoutMs, intervalMs: 50, what: "cluster healthy and replicas in sync" },
       );
+    },
+    async masterOf(slot) {
+      for (const [n, ranges] of await self.slotRanges())
+        if (ranges.some(([a, b]) => slot >= a && slot <= b)) return n;
+      throw new Error(`no master serves slot ${slot}`);
+    },
+    async keySlot(key) {
+      // Any live node computes it (pure function of the key).
+      for (const n of nodes) {
+        try {
+          return Number(await n.cli("CLUSTER", "KEYSLOT", key));
+        } catch {
+          /* a killed node: ask the next */
+        }
+      }
+      throw new Error("no live node");
+    },
+    async nodeId(node) {
+      return node.cli("CLUSTER", "MYID");
+    },
+    async slotRanges() {
+      const out = new Map<TestRedis, Array<[number, number]>>();
+      for (const n of await self.masters()) out.set(n, ownSlotRanges(await n.cli("CLUSTER", "NODES")));
+      return out;
+    },
+    async reshard(from, to, slots) {
+      // redis-cli refuses to reshard until every node agrees about the configuration (a restarted node
+      // takes a few gossip rounds to be agreed on again).
+      await waitFor(
+        async () => {
+          const out = await redisCli(["--cluster", "check", `127.0.0.1:${from.port}`]).catch(
+            (e: Error) => e.message,
+          );
+          return out.includes("[OK] All nodes agree") && !/\[(ERR|WARNING)\]/.test(out);
+        },
+        { timeoutMs: 20_000, intervalMs: 200, what: "redis-cli --cluster check to pass" },
+      );
+      await redisCli([
+        "--cluster",
+        "reshard",
+        `127.0.0.1:${from.port}`,
+        "--cluster-from",
+        await self.nodeId(from),
+        "--cluster-to",
+        await self.nodeId(to),
+        "--cluster-slots",
+        String(slots),
+        "--cluster-yes",
+      ]);
     },
     async stop() {
       await Promise.all(nodes.map((n) => n.stop()));
@@ -225,3 +303,9 @@ export async function startSentinel(options: { downAfterMs?: number } = {}): Pro
     throw err;
   }
 }
+
+/**
+ * The cluster slot of a key (the library's own `keySlot`), so tests can pick service names by slot
+ * without a round trip per candidate. Checked against `CLUSTER KEYSLOT` in cluster-faults.test.ts.
+ */
+export const slotOf = (key: string): number => keySlot(key);

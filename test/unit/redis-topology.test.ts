@@ -6,6 +6,7 @@ import {
   ClusterConnection,
   createRedisConnection,
   isShardedChannel,
+  keySlot,
   RedisConnection,
   resolveTopology,
   routingKey,
@@ -95,6 +96,18 @@ describe("redis topologies: options", () => {
 });
 
 describe("redis topologies: cluster routing", () => {
+  test("keySlot is the Cluster spec's HASH_SLOT (CRC16/XMODEM of the hash tag, mod 16384)", () => {
+    // CRC16/XMODEM("123456789") = 0x31C3 (the spec's check value).
+    assert.equal(keySlot("123456789"), 0x31c3);
+    assert.equal(keySlot("foo"), 12182);
+    assert.equal(keySlot("{user1000}.following"), keySlot("user1000"));
+    assert.equal(keySlot(Buffer.from("x{user1000}y")), keySlot("user1000"));
+    // An empty tag is no tag: the whole key is hashed.
+    assert.notEqual(keySlot("{}a"), keySlot(""));
+    assert.equal(keySlot("a{}{b}"), keySlot(Buffer.from("a{}{b}")));
+    for (let i = 0; i < 1000; i++) assert.ok(keySlot(`k${i}`) < 16384);
+  });
+
   test("commands are routed by their key", () => {
     assert.equal(routingKey(["GET", "a"]), "a");
     assert.equal(routingKey(["HSET", "h", "f", "v"]), "h");
