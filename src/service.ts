@@ -257,6 +257,9 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   readonly #queues = new Map<string, Queue<unknown>>();
   readonly #onRedisReady = ({ reconnect }: { reconnect: boolean }) => {
     if (!reconnect || this.#state !== ServiceState.RUNNING) return;
+    // Calls that timed out while Redis was away (a Sentinel failover queues them) opened circuits of
+    // healthy instances, which then refused calls for a whole cooldown after Redis was back.
+    this.balancer?.resetBreakers();
     this.emit("redis:up");
     // Events may have been missed and the data may be gone: check presence now, refresh the cache.
     void this.#registration.heartbeat();

@@ -278,6 +278,20 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
     this.#instances.get(iid)?.breaker?.reset();
   }
 
+  /**
+   * Close every open circuit (e.g. when Redis is back after an outage: the timeouts seen meanwhile
+   * were Redis's, not the instances'). Returns how many were not closed.
+   */
+  resetBreakers(): number {
+    let n = 0;
+    for (const st of this.#instances.values()) {
+      if (!st.breaker || st.breaker.state === BreakerState.CLOSED) continue;
+      st.breaker.reset();
+      n++;
+    }
+    return n;
+  }
+
   /** Forget an instance (it left): its outstanding count, breaker and load figures. */
   forget(service: string, iid: string): void {
     const st = this.#instances.get(iid);

@@ -750,6 +750,12 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     } catch (err) {
       ok = false;
       if (this.#state === QueueState.RUNNING) {
+        // Drop the blocking connection: a BLMOVE that failed here (deadline, failover) may still sit
+        // in its client's queue and run later on a new primary, moving an entry into our list after
+        // the reconciliation below looked (a Sentinel failover lost a job that way). Destroyed, it
+        // either ran already (the reconciliation finds the entry) or never runs.
+        this.#blocking?.destroy();
+        this.#blocking = undefined;
         // The reply may be lost after Redis moved an entry: look for strays once Redis is back.
         this.#needReconcile = true;
         this.#report(err, "blocking claim");

@@ -214,6 +214,11 @@ export interface TestSentinel {
   readonly sentinels: Array<{ host: string; port: number }>;
   /** Ask a sentinel where the master is now. */
   masterPort(): Promise<number>;
+  /**
+   * `SENTINEL FAILOVER <name>` (a manual switch to the replica), retried while the sentinels answer
+   * NOGOODSLAVE (a replica that just came back is not eligible until they have seen it up).
+   */
+  failover(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -291,6 +296,15 @@ export async function startSentinel(options: { downAfterMs?: number } = {}): Pro
         if (!s) throw new Error("no sentinel");
         const out = await ask(s.port, "SENTINEL", "get-master-addr-by-name", name);
         return Number(out.split("\n")[1]);
+      },
+      async failover() {
+        const s = sentinels[0];
+        if (!s) throw new Error("no sentinel");
+        await waitFor(async () => (await ask(s.port, "SENTINEL", "FAILOVER", name)) === "OK", {
+          timeoutMs: 15_000,
+          intervalMs: 200,
+          what: "SENTINEL FAILOVER accepted",
+        });
       },
       async stop() {
         process.off("exit", exitHook);

@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRedmeshError, type Service } from "../../src/index.js";
+import { waitFor } from "./redis-server.js";
 
 /** One finished operation. Times are `performance.now()` values. */
 export interface Outcome {
@@ -26,6 +27,8 @@ export interface Traffic {
   readonly streams: Stream[];
   /** Per target: job numbers whose `add()` resolved. */
   readonly acked: Map<string, Set<number>>;
+  /** Per target: job number → when its `add()` started and resolved. */
+  readonly ackedAt: Map<string, Map<number, [number, number]>>;
   /** Per target: job number → times processed. */
   readonly processed: Map<string, Map<number, number>>;
   /** Per target: message numbers whose `send()` resolved, and those that arrived. */
@@ -65,6 +68,7 @@ export function startTraffic(o: TrafficOptions): Traffic {
   let running = true;
   const streams: Stream[] = [];
   const acked = new Map<string, Set<number>>();
+  const ackedAt = new Map<string, Map<number, [number, number]>>();
   const processed = new Map<string, Map<number, number>>();
   const sent = new Map<string, Set<number>>();
   const received = new Map<string, Set<number>>();
@@ -120,9 +124,13 @@ export function startTraffic(o: TrafficOptions): Traffic {
     producer.on("error", onError(`${svc}/jobs producer`));
     const ack = new Set<number>();
     acked.set(svc, ack);
+    const at = new Map<number, [number, number]>();
+    ackedAt.set(svc, at);
     loop(`add ${svc}`, async (n) => {
+      const start = performance.now();
       await producer.add({ n });
       ack.add(n);
+      at.set(n, [start, performance.now()]);
     });
 
     if (o.messages ?? true) {
@@ -137,6 +145,7 @@ export function startTraffic(o: TrafficOptions): Traffic {
   return {
     streams,
     acked,
+    ackedAt,
     processed,
     sent,
     received,
@@ -160,6 +169,12 @@ export interface StreamReport {
   backMs: number | undefined;
   /** Longest stretch without a success anywhere in the run (ms). */
   longestGapMs: number;
+  /**
+   * Longest stretch after the fault without a successful completion (from the fault or the previous
+   * success to the next success, ms): the outage as this stream saw it, whether its operations failed
+   * or waited.
+   */
+  outageMs: number;
   /** Slowest operation (ms). */
   slowestMs: number;
 }
@@ -171,9 +186,11 @@ export function reportStream(s: Stream, faultAt: number): StreamReport {
   let longestGap = 0;
   let lastOk: number | undefined;
   let slowest = 0;
-  for (const x of s.outcomes) {
+  let outage = 0;
+  for (const x of [...s.outcomes].sort((p, q) => p.end - q.end)) {
     slowest = Math.max(slowest, x.end - x.start);
     if (x.ok) {
+      if (x.end >= faultAt) outage = Math.max(outage, x.end - Math.max(lastOk ?? faultAt, faultAt));
       if (lastOk !== undefined) longestGap = Math.max(longestGap, x.end - lastOk);
       lastOk = x.end;
     } else {
@@ -191,6 +208,7 @@ export function reportStream(s: Stream, faultAt: number): StreamReport {
     lastFailureMs: lastFailure === undefined ? undefined : lastFailure - faultAt,
     backMs: back === undefined ? undefined : back - faultAt,
     longestGapMs: longestGap,
+    outageMs: outage,
     slowestMs: slowest,
   };
 }
@@ -213,4 +231,28 @@ export function jobReport(t: Traffic): Array<{
       duplicates: [...done.values()].reduce((s, c) => s + c - 1, 0),
     };
   });
+}
+
+/** Wait until every target answers the caller again (discovery filled, subscriptions in place). */
+export async function warmUp(caller: Service, targets: Service[]): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const t of targets) await caller.call(t.name, "echo", 0, { timeout: 500 });
+      return true;
+    },
+    { timeoutMs: 10_000, intervalMs: 100, what: "every target answering" },
+  ).catch(async () => {
+    // Surface the real error.
+    for (const t of targets) await caller.call(t.name, "echo", 0, { timeout: 500 });
+  });
+}
+
+/** Stop the traffic, then wait until every acknowledged job has been processed. */
+export async function drain(traffic: Traffic, timeoutMs: number): Promise<void> {
+  await traffic.stop();
+  await waitFor(() => jobReport(traffic).every((r) => r.lost.length === 0), {
+    timeoutMs,
+    intervalMs: 100,
+    what: "every acknowledged job processed",
+  }).catch(() => undefined); // reported (and asserted) by the caller with the numbers
 }
