@@ -1,0 +1,68 @@
+/**
+ * Child process of the scale benchmark's messaging part (bench/scale.ts). One redmesh connection
+ * (standalone or Cluster: a `redis://` or `redis-cluster://` URL) that either publishes small messages or counts
+ * them:
+ *
+ *   _scale-peer.ts recv <redis-url> <namespace> <services> <sharded|classic>
+ *     subscribes to every service channel (or the one classic channel), prints `{"ready":true}`, and on
+ *     `stop` (stdin) prints `{"received":n}` and exits.
+ *   _scale-peer.ts send <redis-url> <namespace> <services> <sharded|classic> <ms> <inflight> <bytes>
+ *     prints `{"ready":true}`, waits for `go` (stdin), publishes for <ms> keeping <inflight> publishes
+ *     outstanding, round-robin over the services, then prints `{"sent":n,"ms":t,"errors":e}`.
+ *
+ * `sharded` uses the per-service channels (`…:mc:{<svc>}` in Cluster mode: SPUBLISH on the shard owning
+ * the service); `classic` one channel without a hash tag (PUBLISH, broadcast to every Cluster node),
+ * the way registry events travel.
+ */
+import { createInterface } from "node:readline";
+import { createKeys, createRedisConnection } from "../src/index.js";
+
+const [role, redis, namespace, servicesArg, mode, msArg, inflightArg, bytesArg] = process.argv.slice(2);
+const S = Number(servicesArg);
+const conn = createRedisConnection({ redis });
+await conn.connect();
+const keys = createKeys({ namespace, cluster: conn.topology === "cluster" });
+const channels =
+  mode === "classic"
+    ? [`${namespace}:bench:classic`]
+    : Array.from({ length: S }, (_, i) => keys.serviceChannel(`svc${i}`));
+const lines = createInterface({ input: process.stdin });
+const nextLine = () => new Promise<string>((resolve) => lines.once("line", resolve));
+const say = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
+
+if (role === "recv") {
+  let received = 0;
+  for (const ch of channels)
+    await conn.subscribe(ch, () => {
+      received++;
+    });
+  say({ ready: true });
+  await nextLine();
+  say({ received });
+} else {
+  const ms = Number(msArg);
+  const inflight = Number(inflightArg);
+  const payload = "x".repeat(Number(bytesArg));
+  say({ ready: true });
+  await nextLine();
+  let sent = 0;
+  let errors = 0;
+  let next = 0;
+  const t0 = performance.now();
+  const end = t0 + ms;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const ch = channels[next++ % channels.length] as string;
+      try {
+        await conn.publish(ch, payload);
+        sent++;
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, worker));
+  say({ sent, ms: performance.now() - t0, errors });
+}
+lines.close();
+await conn.close();
