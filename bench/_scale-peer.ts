@@ -6,18 +6,21 @@
  *   _scale-peer.ts recv <redis-url> <namespace> <services> <sharded|classic>
  *     subscribes to every service channel (or the one classic channel), prints `{"ready":true}`, and on
  *     `stop` (stdin) prints `{"received":n}` and exits.
- *   _scale-peer.ts send <redis-url> <namespace> <services> <sharded|classic> <ms> <inflight> <bytes>
- *     prints `{"ready":true}`, waits for `go` (stdin), publishes for <ms> keeping <inflight> publishes
- *     outstanding, round-robin over the services, then prints `{"sent":n,"ms":t,"errors":e}`.
+ *   _scale-peer.ts send <redis-url> <namespace> <services> <sharded|classic> <ms> <inflight> <bytes> <rate>
+ *     prints `{"ready":true}`, waits for `go` (stdin), publishes for <ms> keeping up to <inflight>
+ *     publishes outstanding (and at most <rate> per second when it is not 0), round-robin over the
+ *     services, then prints `{"sent":n,"ms":t,"errors":e}`.
  *
  * `sharded` uses the per-service channels (`…:mc:{<svc>}` in Cluster mode: SPUBLISH on the shard owning
  * the service); `classic` one channel without a hash tag (PUBLISH, broadcast to every Cluster node),
  * the way registry events travel.
  */
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createKeys, createRedisConnection } from "../src/index.js";
 
-const [role, redis, namespace, servicesArg, mode, msArg, inflightArg, bytesArg] = process.argv.slice(2);
+const [role, redis, namespace, servicesArg, mode, msArg, inflightArg, bytesArg, rateArg] =
+  process.argv.slice(2);
 const S = Number(servicesArg);
 const conn = createRedisConnection({ redis });
 await conn.connect();
@@ -43,6 +46,7 @@ if (role === "recv") {
   const ms = Number(msArg);
   const inflight = Number(inflightArg);
   const payload = "x".repeat(Number(bytesArg));
+  const rate = Number(rateArg ?? 0);
   say({ ready: true });
   await nextLine();
   let sent = 0;
@@ -52,6 +56,8 @@ if (role === "recv") {
   const end = t0 + ms;
   const worker = async () => {
     while (performance.now() < end) {
+      // Fixed rate: wait while the messages started so far are ahead of schedule.
+      while (rate > 0 && next >= ((performance.now() - t0) / 1000) * rate) await sleep(1);
       const ch = channels[next++ % channels.length] as string;
       try {
         await conn.publish(ch, payload);

@@ -1,6 +1,6 @@
 /**
  * Scale benchmark (`npm run bench -- scale [instances=1000] [services=50] [--only=single|cluster]
- * [--no-messaging] [--msg-ms=5000] [--senders=2]`): the same figures on one throwaway redis-server and
+ * [--no-messaging] [--msg-ms=5000] [--msg-rate=40000] [--senders=2]`): the same figures on one throwaway redis-server and
  * on a local 3-master + 3-replica Redis Cluster, printed side by side.
  *
  * Registry: many registered instances simulated in this process (each with its own registration and
@@ -12,8 +12,10 @@
  * Messaging: child processes publish small messages through a redmesh connection, round-robin over
  * the services' channels (sharded pub/sub on the Cluster), one child counts them. Measures messages/s
  * and the Redis CPU each message costs, read from /proc/<pid>/stat of every redis-server, so capacity
- * per core can be extrapolated on a machine where the clients compete with Redis for CPU. On the
- * Cluster the same run is repeated over one classic channel (how registry events travel: PUBLISH is
+ * per core can be extrapolated on a machine where the clients compete with Redis for CPU. Each
+ * topology runs once flat out and once at a fixed total rate both can carry (Redis' CPU per command
+ * falls as pipelines deepen, so only equal rates compare topologies fairly). On the Cluster the
+ * fixed-rate run is repeated over one classic channel (how registry events travel: PUBLISH is
  * broadcast to every node).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -42,6 +44,8 @@ const ONLY = flag("only");
 const MESSAGING = !process.argv.includes("--no-messaging");
 const MSG_MS = Number(flag("msg-ms") ?? 5000);
 const SENDERS = Number(flag("senders") ?? 2);
+/** Total messages/s of the fixed-rate runs: below what the Cluster client carries flat out on 2 cores. */
+const MSG_RATE = Number(flag("msg-rate") ?? 40_000);
 /** Publishes each sender keeps outstanding: enough to keep Redis busy, like many callers at once. */
 const INFLIGHT = 128;
 /** A small message: a short UMF envelope is ≈ 150 bytes; 64 keeps the payload itself out of the cost. */
@@ -118,6 +122,8 @@ const nodeOf = (service: string, id: string): NodeEntry => ({
 });
 
 interface RegistryResult {
+  /** Per node, before anything registered (cluster bus gossip and cron only). */
+  idle: Array<{ cmds: number; cpu: number }>;
   registerMs: number;
   listed: number;
   /** Per node (same order as target.nodes). */
@@ -145,6 +151,9 @@ async function measureRegistry(t: Target): Promise<RegistryResult> {
     });
   };
   try {
+    const i0 = await sample(t);
+    await sleep(3000);
+    const idle = rates(i0, await sample(t));
     for (let i = 0; i < CONNECTIONS; i++) {
       const c = createRedisConnection({ redis: t.url });
       await c.connect();
@@ -164,12 +173,16 @@ async function measureRegistry(t: Target): Promise<RegistryResult> {
     await watcherConn.connect();
     const d = createDiscovery({ redis: watcherConn, keys });
     await d.start();
-    // Cold lookups (a service not cached yet: one Lua round trip + one HMGET) and cached ones.
+    // Cold lookups (a service not cached yet: one Lua round trip + one HMGET), 5 rounds over every
+    // service (the first finds no script cached on each node), and cached ones.
     const cold: number[] = [];
-    for (let i = 0; i < S; i++) {
-      const t1 = performance.now();
-      await d.instances(`svc${i}`);
-      cold.push(performance.now() - t1);
+    for (let round = 0; round < 5; round++) {
+      d.invalidate();
+      for (let i = 0; i < S; i++) {
+        const t1 = performance.now();
+        await d.instances(`svc${i}`);
+        cold.push(performance.now() - t1);
+      }
     }
     const warm: number[] = [];
     for (let i = 0; i < 20_000; i++) {
@@ -214,14 +227,17 @@ async function measureRegistry(t: Target): Promise<RegistryResult> {
     for (const r of regs) r.stopHeartbeat();
     await d.stop();
     await watcherConn.close();
-    return { registerMs, listed, perNode, cold, warm, joins, leaves, crashes };
+    return { idle, registerMs, listed, perNode, cold, warm, joins, leaves, crashes };
   } finally {
     for (const c of conns) c.destroy();
   }
 }
 
+type MessagingMode = "sharded" | "classic";
 interface MessagingResult {
-  mode: "sharded" | "classic";
+  mode: MessagingMode;
+  /** Total offered messages/s; 0 = flat out. */
+  rate: number;
   sentPerSec: number;
   receivedPerSec: number;
   errors: number;
@@ -255,11 +271,11 @@ function child(args: string[]): { proc: ChildProcess; next: () => Promise<Record
   return { proc, next };
 }
 
-async function measureMessaging(t: Target, mode: "sharded" | "classic"): Promise<MessagingResult> {
+async function measureMessaging(t: Target, mode: MessagingMode, rate: number): Promise<MessagingResult> {
   const common = [t.url, ns, String(S), mode];
   const recv = child(["recv", ...common]);
   const senders = Array.from({ length: SENDERS }, () =>
-    child(["send", ...common, String(MSG_MS), String(INFLIGHT), String(MSG_BYTES)]),
+    child(["send", ...common, String(MSG_MS), String(INFLIGHT), String(MSG_BYTES), String(rate / SENDERS)]),
   );
   try {
     await Promise.all([recv, ...senders].map((c) => c.next()));
@@ -275,6 +291,7 @@ async function measureMessaging(t: Target, mode: "sharded" | "classic"): Promise
     const sent = sum(results.map((r) => Number(r.sent)));
     return {
       mode,
+      rate,
       sentPerSec: sent / secs,
       receivedPerSec: received / secs,
       errors: sum(results.map((r) => Number(r.errors))),
@@ -297,9 +314,14 @@ async function runOn(t: Target, stop: () => Promise<void>): Promise<Run> {
     const registry = await measureRegistry(t);
     const messaging: MessagingResult[] = [];
     if (MESSAGING) {
-      for (const mode of t.nodes.length > 1 ? (["sharded", "classic"] as const) : (["sharded"] as const)) {
-        console.error(`[scale] ${t.name}: messaging (${mode})…`);
-        messaging.push(await measureMessaging(t, mode));
+      const cells: Array<[MessagingMode, number]> = [
+        ["sharded", 0],
+        ["sharded", MSG_RATE],
+      ];
+      if (t.nodes.length > 1) cells.push(["classic", MSG_RATE]);
+      for (const [mode, rate] of cells) {
+        console.error(`[scale] ${t.name}: messaging (${mode}, ${rate || "flat out"})…`);
+        messaging.push(await measureMessaging(t, mode, rate));
       }
     }
     return { target: t, registry, messaging };
@@ -361,11 +383,22 @@ const rows: Array<[string, (r: Run) => string]> = [
     },
   ],
   [
+    "Redis CPU idle: masters / replicas",
+    (r) =>
+      r.target.nodes.length > 1
+        ? `${(masterSum(r, r.registry.idle, "cpu") * 100).toFixed(1)} % / ${(replicaSum(r, r.registry.idle, "cpu") * 100).toFixed(1)} %`
+        : `${(masterSum(r, r.registry.idle, "cpu") * 100).toFixed(1)} %`,
+  ],
+  [
     "Redis CPU (masters)",
     (r) => {
       const c = masterSum(r, r.registry.perNode, "cpu") * 100;
       return `${c.toFixed(1)} % → ${((c / N) * 1000).toFixed(1)} %/1000 inst.`;
     },
+  ],
+  [
+    "  above idle, per 1000 instances",
+    (r) => `${((cpuAboveIdle(r, r.registry.perNode, "master") / N) * 1000 * 100).toFixed(1)} %`,
   ],
   [
     "Redis CPU (replicas)",
@@ -385,13 +418,24 @@ const rows: Array<[string, (r: Run) => string]> = [
   ["sees a stopped one leave", (r) => `${q(r.registry.leaves, 0.5).toFixed(2)} ms`],
   ["drops a crashed one (TTL 3 s)", (r) => `${q(r.registry.crashes, 0.5).toFixed(0)} ms`],
 ];
-for (const mode of ["sharded", "classic"] as const) {
-  const m = (r: Run) => r.messaging.find((x) => x.mode === mode);
-  const label = mode === "sharded" ? "service channels" : "classic channel";
-  if (!runs.some((r) => m(r))) continue;
+/** CPU (fraction of a core) above the idle baseline, summed over the nodes of `role` (or all). */
+const cpuAboveIdle = (r: Run, per: Array<{ cmds: number; cpu: number }>, role?: Node["role"]) =>
+  sum(
+    per.map((p, i) =>
+      role === undefined || r.target.nodes[i]?.role === role
+        ? Math.max(0, p.cpu - (r.registry.idle[i]?.cpu ?? 0))
+        : 0,
+    ),
+  );
+const cells = [
+  ...new Map(runs.flatMap((r) => r.messaging.map((m) => [`${m.mode}@${m.rate}`, m] as const))).values(),
+];
+for (const { mode, rate } of cells) {
+  const m = (r: Run) => r.messaging.find((x) => x.mode === mode && x.rate === rate);
+  const label = `${mode === "sharded" ? "service channels" : "one classic channel"}, ${rate ? `${rate / 1000}k/s offered` : "flat out"}`;
   rows.push(
     [
-      `msgs/s, ${label} (sent / received)`,
+      `msgs/s, ${label}: sent / received`,
       (r) => {
         const x = m(r);
         return x
@@ -400,7 +444,7 @@ for (const mode of ["sharded", "classic"] as const) {
       },
     ],
     [
-      `  Redis CPU: masters / replicas`,
+      "  Redis CPU: masters / replicas",
       (r) => {
         const x = m(r);
         if (!x) return "—";
@@ -410,13 +454,12 @@ for (const mode of ["sharded", "classic"] as const) {
       },
     ],
     [
-      `  Redis CPU per message: masters / all`,
+      "  Redis CPU/msg above idle: masters / all",
       (r) => {
         const x = m(r);
         if (!x) return "—";
         const per = (cpu: number) => ((cpu / x.sentPerSec) * 1e6).toFixed(2);
-        const all = sum(x.perNode.map((p) => p.cpu));
-        return `${per(masterSum(r, x.perNode, "cpu"))} / ${per(all)} µs`;
+        return `${per(cpuAboveIdle(r, x.perNode, "master"))} / ${per(cpuAboveIdle(r, x.perNode))} µs`;
       },
     ],
   );
@@ -427,7 +470,7 @@ const w = cols.map((c) => Math.max(c.r.target.name.length, ...c.cells.map((x) =>
 const line = (cells: string[]) =>
   `| ${cells.map((c, i) => c.padEnd(i === 0 ? w0 : (w[i - 1] ?? 0))).join(" | ")} |`;
 console.log(
-  `\nredmesh scale figures: ${N} instances of ${S} services; ${SENDERS} senders × ${INFLIGHT} in flight, ${MSG_BYTES}-byte messages, ${MSG_MS} ms; ${cpus().length} cores, load ${loadavg()[0]?.toFixed(2)} at the end\n`,
+  `\nredmesh scale figures: ${N} instances of ${S} services; ${SENDERS} senders × ${INFLIGHT} in flight, ${MSG_BYTES}-byte messages, ${MSG_MS} ms per cell; ${cpus().length} cores, load ${loadavg()[0]?.toFixed(2)} at the end\n`,
 );
 console.log(line(["measure", ...cols.map((c) => c.r.target.name)]));
 console.log(line(["-".repeat(w0), ...w.map((x) => "-".repeat(x))]));
@@ -438,9 +481,10 @@ for (const r of runs) {
   if (r.target.nodes.length < 2) continue;
   console.log(`\nper node, ${r.target.name}: commands/s and CPU (% of one core)`);
   const phases: Array<[string, Array<{ cmds: number; cpu: number }>]> = [
+    ["idle", r.registry.idle],
     ["registry", r.registry.perNode],
     ...r.messaging.map(
-      (m) => [`msgs ${m.mode}`, m.perNode] as [string, Array<{ cmds: number; cpu: number }>],
+      (m) => [`${m.mode}@${m.rate / 1000}k`, m.perNode] as [string, Array<{ cmds: number; cpu: number }>],
     ),
   ];
   for (const [phase, per] of phases) {
@@ -448,6 +492,6 @@ for (const r of runs) {
       (n, i) =>
         `${n.role[0]}${n.label} ${(per[i]?.cmds ?? 0).toFixed(0)}/s ${((per[i]?.cpu ?? 0) * 100).toFixed(1)}%`,
     );
-    console.log(`  ${phase.padEnd(14)} ${cells.join("  ")}`);
+    console.log(`  ${phase.padEnd(12)} ${cells.join("  ")}`);
   }
 }
