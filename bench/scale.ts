@@ -470,7 +470,7 @@ const w = cols.map((c) => Math.max(c.r.target.name.length, ...c.cells.map((x) =>
 const line = (cells: string[]) =>
   `| ${cells.map((c, i) => c.padEnd(i === 0 ? w0 : (w[i - 1] ?? 0))).join(" | ")} |`;
 console.log(
-  `\nredmesh scale figures: ${N} instances of ${S} services; ${SENDERS} senders × ${INFLIGHT} in flight, ${MSG_BYTES}-byte messages, ${MSG_MS} ms per cell; ${cpus().length} cores, load ${loadavg()[0]?.toFixed(2)} at the end\n`,
+  `\nredmesh scale figures: ${N} instances of ${S} services${MESSAGING ? `; ${SENDERS} senders × ${INFLIGHT} in flight, ${MSG_BYTES}-byte messages, ${MSG_MS} ms per cell` : ""}; ${cpus().length} cores, load ${loadavg()[0]?.toFixed(2)} at the end\n`,
 );
 console.log(line(["measure", ...cols.map((c) => c.r.target.name)]));
 console.log(line(["-".repeat(w0), ...w.map((x) => "-".repeat(x))]));
