@@ -14,7 +14,7 @@ import { join } from "node:path";
 
 const roots = ["test"];
 /** The suites that run unchanged on every topology. */
-const MATRIX_FILES = ["registry", "rpc", "queue", "log", "config"].map((n) =>
+const MATRIX_FILES = ["registry", "rpc", "rpc-faults", "queue", "queue-crash", "log", "config"].map((n) =>
   join("test", "integration", `${n}.test.ts`),
 );
 const TOPOLOGIES = ["cluster", "sentinel"];
