@@ -190,7 +190,14 @@ export class ClusterConnection extends ConnectionBase implements RedisHandle {
     const cluster = this.#requireCluster();
     const timeout = this.#timeout(options);
     try {
-      const run = cluster.sendCommand(routingKey(args), false, toArgs(args)) as Promise<T>;
+      const key = routingKey(args);
+      // node-redis sends a keyless command (CONFIG GET, INFO…) to any node, replicas included, even
+      // when given a routing key: to ask about the node holding a key, send it to that node's client.
+      const run = (
+        key === undefined && options?.routeByKey !== undefined
+          ? cluster.getNodeClientForKey(options.routeByKey, false).then((c) => c.sendCommand(toArgs(args)))
+          : cluster.sendCommand(key, false, toArgs(args))
+      ) as Promise<T>;
       return await (timeout > 0 ? this.#deadlines.track(run, timeout, String(args[0])) : run);
     } catch (err) {
       throw translateError(err, String(args[0]));

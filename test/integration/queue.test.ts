@@ -18,7 +18,7 @@ import {
   ValidationError,
 } from "../../src/index.js";
 import { randomNamespace, waitFor } from "../helpers/redis-server.js";
-import { onTopology, startTopology, type TestTopology } from "../helpers/topology.js";
+import { clusterOnly, onTopology, startTopology, type TestTopology } from "../helpers/topology.js";
 
 /** The file's Redis, of the matrix topology (REDMESH_TEST_TOPOLOGY). */
 let redis: TestTopology;
@@ -495,6 +495,33 @@ describe(onTopology("queue: durability warnings and validation"), () => {
       [QueueWarningCode.NO_PERSISTENCE],
     );
   });
+
+  test(
+    "checkDurability() reads the config of the master holding the queue, not of a random node",
+    clusterOnly("several nodes with their own config"),
+    async () => {
+      const { q } = makeQueue();
+      const owner = await redis.nodeFor(q.redisKeys.pending!);
+      const others = redis.cluster!.nodes.filter((n) => n !== owner);
+      const codes = async () => (await q.checkDurability()).map((w) => w.code).sort();
+      // Every other node (masters and replicas) may evict; the queue's master may not.
+      await Promise.all(others.map((n) => n.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")));
+      try {
+        for (let i = 0; i < 10; i++) assert.deepEqual(await codes(), [QueueWarningCode.NO_PERSISTENCE]);
+        await owner.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru");
+        for (const n of others) await n.cli("CONFIG", "SET", "maxmemory-policy", "noeviction");
+        for (let i = 0; i < 10; i++)
+          assert.deepEqual(await codes(), [
+            QueueWarningCode.EVICTION_POLICY,
+            QueueWarningCode.NO_PERSISTENCE,
+          ]);
+      } finally {
+        await Promise.all(
+          redis.cluster!.nodes.map((n) => n.cli("CONFIG", "SET", "maxmemory-policy", "noeviction")),
+        );
+      }
+    },
+  );
 
   test("bad options and bodies are typed errors; nothing is written", async () => {
     const { q } = makeQueue();
