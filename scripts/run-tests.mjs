@@ -2,11 +2,23 @@
 // Runs the whole suite with node's test runner (through tsx, so tests are TypeScript) and ends with a
 // plain "N passed, N failed, N skipped" line that CI reads. Arguments narrow the files run
 // (substring match), e.g. `npm test -- registry`.
+//
+// The topology matrix: after the normal pass (every file, on standalone servers), the matrix suites
+// (registry, messaging/RPC, queue, log, config) run once more per topology named in REDMESH_TEST_MATRIX
+// (comma-separated; default "cluster,sentinel"; "none" for no extra pass), with REDMESH_TEST_TOPOLOGY
+// set so test/helpers/topology.ts starts a real local Cluster / Sentinel set-up per file. The final line
+// sums every pass.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const roots = ["test"];
+/** The suites that run unchanged on every topology. */
+const MATRIX_FILES = ["registry", "rpc", "rpc-faults", "queue", "queue-crash", "log", "config"].map((n) =>
+  join("test", "integration", `${n}.test.ts`),
+);
+const TOPOLOGIES = ["cluster", "sentinel"];
+
 const files = [];
 const walk = (dir) => {
   for (const name of readdirSync(dir)) {
@@ -22,39 +34,75 @@ if (selected.length === 0) {
   console.error(`no test files match ${filters.join(", ")}`);
   process.exit(2);
 }
-mkdirSync(".tmp", { recursive: true });
-const tap = ".tmp/test-report.tap";
-const res = spawnSync(
-  process.execPath,
-  [
-    "--import",
-    "tsx",
-    "--test",
-    `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
-    "--test-timeout=120000",
-    "--test-reporter=spec",
-    "--test-reporter-destination=stdout",
-    "--test-reporter=tap",
-    `--test-reporter-destination=${tap}`,
-    ...selected,
-  ],
-  { stdio: "inherit" },
-);
-let passed = 0;
-let failed = 0;
-let skipped = 0;
-try {
-  const text = readFileSync(tap, "utf8");
-  // The last summary block of the TAP report has the totals.
-  const num = (k) => {
-    const all = [...text.matchAll(new RegExp(`^# ${k} (\\d+)$`, "gm"))];
-    return all.length ? Number(all[all.length - 1][1]) : 0;
-  };
-  passed = num("pass");
-  failed = num("fail") + num("cancelled");
-  skipped = num("skipped") + num("todo");
-} catch {
-  failed = Math.max(failed, 1);
+const matrixEnv = process.env.REDMESH_TEST_MATRIX ?? TOPOLOGIES.join(",");
+const matrix =
+  matrixEnv === "none"
+    ? []
+    : matrixEnv
+        .split(",")
+        .map((t) => t.trim())
+        .filter(Boolean);
+for (const t of matrix) {
+  if (!TOPOLOGIES.includes(t)) {
+    console.error(`REDMESH_TEST_MATRIX: unknown topology "${t}" (use ${TOPOLOGIES.join(", ")} or none)`);
+    process.exit(2);
+  }
 }
-console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-process.exit(res.status === 0 && failed === 0 ? 0 : 1);
+mkdirSync(".tmp", { recursive: true });
+
+/** Run one pass; returns its counts from its TAP report. */
+function pass(label, passFiles, topology) {
+  const tap = `.tmp/test-report${topology === "standalone" ? "" : `-${topology}`}.tap`;
+  rmSync(tap, { force: true });
+  if (topology !== "standalone") console.log(`\n# topology matrix: ${passFiles.length} suites on ${label}\n`);
+  const res = spawnSync(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "--test",
+      `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
+      "--test-timeout=120000",
+      "--test-reporter=spec",
+      "--test-reporter-destination=stdout",
+      "--test-reporter=tap",
+      `--test-reporter-destination=${tap}`,
+      ...passFiles,
+    ],
+    { stdio: "inherit", env: { ...process.env, REDMESH_TEST_TOPOLOGY: topology } },
+  );
+  const counts = { passed: 0, failed: 0, skipped: 0 };
+  try {
+    const text = readFileSync(tap, "utf8");
+    // The last summary block of the TAP report has the totals.
+    const num = (k) => {
+      const all = [...text.matchAll(new RegExp(`^# ${k} (\\d+)$`, "gm"))];
+      return all.length ? Number(all[all.length - 1][1]) : 0;
+    };
+    counts.passed = num("pass");
+    counts.failed = num("fail") + num("cancelled");
+    counts.skipped = num("skipped") + num("todo");
+  } catch {
+    counts.failed = 1;
+  }
+  if (res.status !== 0) counts.failed = Math.max(counts.failed, 1);
+  return { label, ...counts };
+}
+
+const results = [pass("standalone", selected, "standalone")];
+const matrixSelected = selected.filter((f) => MATRIX_FILES.includes(f));
+if (matrixSelected.length > 0) for (const t of matrix) results.push(pass(t, matrixSelected, t));
+
+const total = { passed: 0, failed: 0, skipped: 0 };
+for (const r of results) {
+  total.passed += r.passed;
+  total.failed += r.failed;
+  total.skipped += r.skipped;
+}
+if (results.length > 1) {
+  console.log("");
+  for (const r of results)
+    console.log(`# ${r.label}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`);
+}
+console.log(`${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`);
+process.exit(total.failed === 0 ? 0 : 1);

@@ -1210,11 +1210,15 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   async checkDurability(): Promise<QueueWarning[]> {
     const warnings: QueueWarning[] = [];
     try {
-      const res = await this.#pipelineOrThrow([
-        ["CONFIG", "GET", "maxmemory-policy"],
-        ["CONFIG", "GET", "appendonly"],
-        ["CONFIG", "GET", "save"],
-      ]);
+      // On a Cluster, ask the master holding this queue (nodes may be configured differently).
+      const res = await this.#pipelineOrThrow(
+        [
+          ["CONFIG", "GET", "maxmemory-policy"],
+          ["CONFIG", "GET", "appendonly"],
+          ["CONFIG", "GET", "save"],
+        ],
+        { routeByKey: this.#k.pending },
+      );
       const get = (r: unknown, k: string) => String(toRecord(r)[k] ?? "");
       const policy = get(res[0], "maxmemory-policy");
       const aof = get(res[1], "appendonly");

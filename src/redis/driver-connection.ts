@@ -31,7 +31,12 @@ export abstract class DriverConnection<D> extends ConnectionBase {
   /** Close a driver gracefully (pending replies first) or at once. Never rejects. */
   protected abstract closeDriver(driver: D, graceful: boolean): Promise<void>;
   /** Send one command through the driver (`timeoutMs` is the command's deadline, 0 for none). */
-  protected abstract sendRaw<T>(driver: D, args: readonly RedisArg[], timeoutMs: number): Promise<T>;
+  protected abstract sendRaw<T>(
+    driver: D,
+    args: readonly RedisArg[],
+    timeoutMs: number,
+    options: CommandOptions | undefined,
+  ): Promise<T>;
   /** Run commands in MULTI/EXEC through the driver. */
   protected abstract execMulti(driver: D, commands: ReadonlyArray<readonly RedisArg[]>): Promise<unknown[]>;
   /** What a failed connect attempt is reported as. */
@@ -110,7 +115,7 @@ export abstract class DriverConnection<D> extends ConnectionBase {
     const what = String(args[0]);
     let run: Promise<T>;
     try {
-      run = this.sendRaw<T>(driver, args, timeout);
+      run = this.sendRaw<T>(driver, args, timeout, options);
     } catch (err) {
       throw translateError(err, what);
     }

@@ -29,6 +29,12 @@ export interface CommandOptions {
    * @default the connection's `commandTimeoutMs`
    */
   timeoutMs?: number;
+  /**
+   * Cluster only: send a keyless command (`CONFIG GET`, `INFO`…) to the master owning this key's slot
+   * instead of any node, to ask about the node that holds that key. Ignored by other topologies and
+   * by commands that carry their own key.
+   */
+  routeByKey?: string;
 }
 
 /** Listener for pub/sub messages. */

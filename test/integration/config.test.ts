@@ -1,15 +1,9 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import { z } from "zod";
-import {
-  type ConfigChange,
-  createConfigClient,
-  createKeys,
-  createRedisConnection,
-  createService,
-  type Service,
-} from "../../src/index.js";
-import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { type ConfigChange, createConfigClient, createService, type Service } from "../../src/index.js";
+import { randomNamespace, waitFor } from "../helpers/redis-server.js";
+import { onTopology, startTopology, type TestTopology } from "../helpers/topology.js";
 
 const schema = z.object({
   port: z.number().int().min(1).max(65535),
@@ -18,8 +12,8 @@ const schema = z.object({
 });
 type AppConfig = z.infer<typeof schema>;
 
-describe("shared config", () => {
-  let redis: TestRedis;
+describe(onTopology("shared config"), () => {
+  let redis: TestTopology;
   const started: Service<AppConfig>[] = [];
   const make = async (ns: string, name = "web", defaults: AppConfig | undefined = undefined) => {
     const s = createService({
@@ -36,7 +30,10 @@ describe("shared config", () => {
   };
 
   before(async () => {
-    redis = await startRedis();
+    redis = await startTopology();
+  });
+  afterEach(async () => {
+    await redis.checkInvariants();
   });
   after(async () => {
     await Promise.all(started.map((s) => s.stop()));
@@ -187,10 +184,10 @@ describe("shared config", () => {
   test("a standalone client (e.g. the CLI) sets another service's config; an instance follows", async () => {
     const ns = randomNamespace();
     const { s } = await make(ns, "api", { port: 1, greeting: "", features: [] });
-    const conn = createRedisConnection({ redis: redis.url });
-    await conn.connect();
+    // Keys built as the CLI builds them for this topology (hash tags on a Cluster).
+    const conn = await redis.connect();
     try {
-      const client = createConfigClient({ redis: conn, keys: createKeys({ namespace: ns }), service: "api" });
+      const client = createConfigClient({ redis: conn, keys: redis.keys(ns), service: "api" });
       await assert.rejects(client.get(), { code: "ERR_CONFIG_NOT_FOUND" });
       const seen = new Promise<AppConfig>((resolve) => s.config.once("change", (_o, n) => resolve(n)));
       await client.set({ port: 5555, greeting: "cli", features: [] });
@@ -211,14 +208,11 @@ describe("shared config", () => {
   test("stop() tears the config subscription down", async () => {
     const ns = randomNamespace();
     const { s } = await make(ns, "gone");
+    // Every node's clients (on a Cluster the subscription lives on the shard owning {gone}).
+    const clients = async () => (await redis.cliAll("CLIENT", "LIST")).join("\n");
+    const name = `redmesh:gone:${s.instanceId.slice(0, 8)}`;
+    assert.ok((await clients()).includes(name), "the instance's connections are listed while it runs");
     await s.stop();
-    const conn = createRedisConnection({ redis: redis.url });
-    await conn.connect();
-    try {
-      const clients = await conn.command<string>(["CLIENT", "LIST"]);
-      assert.ok(!String(clients).includes(`redmesh:gone:${s.instanceId.slice(0, 8)}`));
-    } finally {
-      await conn.close();
-    }
+    assert.ok(!(await clients()).includes(name));
   });
 });

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
 import { createService, readHealthLog, runWithContext, type Service } from "../../src/index.js";
 import { type LogEntry, pinoDestination } from "../../src/log/index.js";
 import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { onTopology, standaloneOnly, startTopology, type TestTopology } from "../helpers/topology.js";
 
 async function collect(it: AsyncIterable<LogEntry>, n: number, timeoutMs = 5000): Promise<LogEntry[]> {
   const out: LogEntry[] = [];
@@ -17,8 +18,8 @@ async function collect(it: AsyncIterable<LogEntry>, n: number, timeoutMs = 5000)
   return out;
 }
 
-describe("distributed log", () => {
-  let redis: TestRedis;
+describe(onTopology("distributed log"), () => {
+  let redis: TestTopology;
   const started: Service[] = [];
   const make = async (name: string, ns: string, extra: Parameters<typeof createService>[0]["log"] = {}) => {
     const s = createService({ name, namespace: ns, redis: redis.url, log: extra });
@@ -28,7 +29,10 @@ describe("distributed log", () => {
   };
 
   before(async () => {
-    redis = await startRedis();
+    redis = await startTopology();
+  });
+  afterEach(async () => {
+    await redis.checkInvariants();
   });
   after(async () => {
     await Promise.all(started.map((s) => s.stop()));
@@ -257,11 +261,14 @@ describe("distributed log", () => {
   });
 });
 
-describe("distributed log under Redis faults", () => {
+describe(onTopology("distributed log under Redis faults"), () => {
+  // Per test (not on the describe), so the skipped tests are counted in the final line.
+  const only = standaloneOnly("pauses, kills and restarts the one server");
   let redis: TestRedis;
   let svc: Service;
 
   before(async () => {
+    if (only.skip) return;
     redis = await startRedis();
     svc = createService({
       name: "faulty",
@@ -276,63 +283,71 @@ describe("distributed log under Redis faults", () => {
     await redis?.stop();
   });
 
-  test("Redis paused: logging never blocks, the buffer stays bounded, drops are counted, then it resumes", async () => {
-    const key = svc.keys.log("faulty");
-    const before0 = svc.log.stats;
-    await redis.pause(1000, "ALL");
-    const pausedAt = performance.now();
-    const t0 = performance.now();
-    for (let i = 0; i < 2000; i++) {
-      svc.log.info(`p${i}`, { i });
-      if (i % 100 === 0) await sleep(1); // let flushes start (and hang on the paused server)
-    }
-    const spent = performance.now() - t0;
-    // 2000 calls with 20 yields of ~1 ms all finished while Redis was still paused: nothing waited for it.
-    assert.ok(performance.now() - pausedAt < 900, `logging took ${spent} ms while Redis was paused`);
-    assert.equal(svc.log.stats.written, before0.written);
-    const during = svc.log.stats;
-    assert.ok(during.buffered <= 100, `buffered ${during.buffered}`);
-    assert.ok(during.dropped - before0.dropped >= 1800, `dropped ${during.dropped}`);
-    // The service is still responsive: its timers fire on time.
-    const lagT = performance.now();
-    await sleep(10);
-    assert.ok(performance.now() - lagT < 200);
-    await waitFor(() => svc.log.stats.buffered === 0, { timeoutMs: 5000, what: "buffer drained" });
-    await svc.log.flush();
-    const s = svc.log.stats;
-    assert.equal(Number(await redis.cli("XLEN", key)), s.written);
-    // Every entry is accounted for: written or dropped.
-    assert.equal(s.written + s.dropped - (before0.written + before0.dropped), 2000);
-    svc.log.info("after pause");
-    await svc.log.flush();
-    const last = await svc.log.query({ limit: 1 });
-    assert.equal(last[0]?.msg, "after pause");
-    const health = await svc.health();
-    assert.equal(health.counters.logDropped, svc.log.stats.dropped);
-    assert.ok((health.counters.logDropped ?? 0) > 0);
-  });
+  test(
+    "Redis paused: logging never blocks, the buffer stays bounded, drops are counted, then it resumes",
+    only,
+    async () => {
+      const key = svc.keys.log("faulty");
+      const before0 = svc.log.stats;
+      await redis.pause(1000, "ALL");
+      const pausedAt = performance.now();
+      const t0 = performance.now();
+      for (let i = 0; i < 2000; i++) {
+        svc.log.info(`p${i}`, { i });
+        if (i % 100 === 0) await sleep(1); // let flushes start (and hang on the paused server)
+      }
+      const spent = performance.now() - t0;
+      // 2000 calls with 20 yields of ~1 ms all finished while Redis was still paused: nothing waited for it.
+      assert.ok(performance.now() - pausedAt < 900, `logging took ${spent} ms while Redis was paused`);
+      assert.equal(svc.log.stats.written, before0.written);
+      const during = svc.log.stats;
+      assert.ok(during.buffered <= 100, `buffered ${during.buffered}`);
+      assert.ok(during.dropped - before0.dropped >= 1800, `dropped ${during.dropped}`);
+      // The service is still responsive: its timers fire on time.
+      const lagT = performance.now();
+      await sleep(10);
+      assert.ok(performance.now() - lagT < 200);
+      await waitFor(() => svc.log.stats.buffered === 0, { timeoutMs: 5000, what: "buffer drained" });
+      await svc.log.flush();
+      const s = svc.log.stats;
+      assert.equal(Number(await redis.cli("XLEN", key)), s.written);
+      // Every entry is accounted for: written or dropped.
+      assert.equal(s.written + s.dropped - (before0.written + before0.dropped), 2000);
+      svc.log.info("after pause");
+      await svc.log.flush();
+      const last = await svc.log.query({ limit: 1 });
+      assert.equal(last[0]?.msg, "after pause");
+      const health = await svc.health();
+      assert.equal(health.counters.logDropped, svc.log.stats.dropped);
+      assert.ok((health.counters.logDropped ?? 0) > 0);
+    },
+  );
 
-  test("Redis stopped: the service keeps working, memory stays bounded, logging resumes after restart", async () => {
-    const dropped0 = svc.log.stats.dropped;
-    await redis.kill();
-    await waitFor(() => svc.redis.status !== "ready", { what: "connection down" });
-    for (let i = 0; i < 50_000; i++) svc.log.warn(`down ${i}`, { pad: "x".repeat(200) });
-    assert.ok(svc.log.stats.buffered <= 100);
-    assert.equal(svc.log.stats.dropped - dropped0, 50_000 - svc.log.stats.buffered);
-    await sleep(100);
-    await redis.restart();
-    await waitFor(() => svc.redis.status === "ready", { timeoutMs: 8000, what: "reconnected" });
-    // The 100 buffered entries (the newest) are written once Redis is back.
-    await waitFor(() => svc.log.stats.buffered === 0, { timeoutMs: 5000, what: "buffer drained" });
-    svc.log.info("back");
-    await svc.log.flush();
-    const entries = await svc.log.query({ limit: 1000 });
-    assert.equal(entries.length, 101);
-    assert.equal(entries[0]?.msg, "down 49900");
-    assert.equal(entries[100]?.msg, "back");
-  });
+  test(
+    "Redis stopped: the service keeps working, memory stays bounded, logging resumes after restart",
+    only,
+    async () => {
+      const dropped0 = svc.log.stats.dropped;
+      await redis.kill();
+      await waitFor(() => svc.redis.status !== "ready", { what: "connection down" });
+      for (let i = 0; i < 50_000; i++) svc.log.warn(`down ${i}`, { pad: "x".repeat(200) });
+      assert.ok(svc.log.stats.buffered <= 100);
+      assert.equal(svc.log.stats.dropped - dropped0, 50_000 - svc.log.stats.buffered);
+      await sleep(100);
+      await redis.restart();
+      await waitFor(() => svc.redis.status === "ready", { timeoutMs: 8000, what: "reconnected" });
+      // The 100 buffered entries (the newest) are written once Redis is back.
+      await waitFor(() => svc.log.stats.buffered === 0, { timeoutMs: 5000, what: "buffer drained" });
+      svc.log.info("back");
+      await svc.log.flush();
+      const entries = await svc.log.query({ limit: 1000 });
+      assert.equal(entries.length, 101);
+      assert.equal(entries[0]?.msg, "down 49900");
+      assert.equal(entries[100]?.msg, "back");
+    },
+  );
 
-  test("a following tail survives a Redis restart", async () => {
+  test("a following tail survives a Redis restart", only, async () => {
     const ac = new AbortController();
     const it = svc.log.tail({ services: ["faulty"], follow: true, signal: ac.signal, blockMs: 200 });
     const first = it.next();

@@ -4,7 +4,7 @@
  * and validation. (Crash tests: queue-crash.test.ts; Hydra interop: queue-hydra.test.ts.)
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   createKeys,
@@ -13,25 +13,29 @@ import {
   type Keys,
   type Queue,
   QueueWarningCode,
-  RedisConnection,
+  type RedisHandle,
   type Service,
   ValidationError,
 } from "../../src/index.js";
-import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { randomNamespace, waitFor } from "../helpers/redis-server.js";
+import { clusterOnly, onTopology, startTopology, type TestTopology } from "../helpers/topology.js";
 
-let redis: TestRedis;
-let conn: RedisConnection;
+/** The file's Redis, of the matrix topology (REDMESH_TEST_TOPOLOGY). */
+let redis: TestTopology;
+let conn: RedisHandle;
 const cleanup: Array<() => Promise<unknown>> = [];
 
 before(async () => {
-  redis = await startRedis();
-  conn = new RedisConnection({ redis: redis.url });
-  await conn.connect();
+  redis = await startTopology();
+  conn = await redis.connect();
+});
+afterEach(async () => {
+  await redis.checkInvariants();
 });
 after(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => undefined);
-  await conn.close();
-  await redis.stop();
+  await conn?.close();
+  await redis?.stop();
 });
 
 /** A standalone queue in a fresh namespace, stopped after the file. */
@@ -39,7 +43,7 @@ function makeQueue<T = unknown>(
   extra: Partial<Parameters<typeof createQueue>[0]> = {},
 ): { q: Queue<T>; keys: Keys; ns: string } {
   const ns = randomNamespace("q");
-  const keys = createKeys({ namespace: ns });
+  const keys = redis.keys(ns);
   const q = createQueue<T>({
     redis: conn,
     keys,
@@ -52,7 +56,7 @@ function makeQueue<T = unknown>(
   return { q, keys, ns };
 }
 
-describe("queue: processing", () => {
+describe(onTopology("queue: processing"), () => {
   test("jobs are processed once, acknowledged, and counted", async () => {
     const { q } = makeQueue<{ n: number }>();
     const got: number[] = [];
@@ -99,19 +103,21 @@ describe("queue: processing", () => {
 
   test("the service's default queue is Hydra's mqrecieved list; svc.queue() is cached", async () => {
     const ns = randomNamespace("qs");
+    const k = redis.keys(ns);
     const svc = createService({ name: "billing", namespace: ns, redis: redis.url });
     await svc.start();
     cleanup.push(() => svc.stop());
     const q = svc.queue();
     assert.equal(svc.queue(), q);
-    assert.equal(q.redisKeys.pending, `${ns}:service:billing:mqrecieved`);
+    assert.equal(q.redisKeys.pending, k.queuePending("billing"));
+    assert.match(k.queuePending("billing"), /^[^:]+:service:(billing|\{billing\}):mqrecieved$/);
     await q.add({ hello: 1 });
-    assert.equal(await redis.cli("LLEN", `${ns}:service:billing:mqrecieved`), "1");
+    assert.equal(await redis.cli("LLEN", k.queuePending("billing")), "1");
     // A producer for another service's queue, from this service.
     const other = svc.queue("default", { service: "invoices" });
-    assert.equal(other.redisKeys.pending, `${ns}:service:invoices:mqrecieved`);
+    assert.equal(other.redisKeys.pending, k.queuePending("invoices"));
     await other.add({ x: 1 });
-    const entry = JSON.parse(await redis.cli("LINDEX", `${ns}:service:invoices:mqrecieved`, "0"));
+    const entry = JSON.parse(await redis.cli("LINDEX", k.queuePending("invoices"), "0"));
     assert.equal(entry.to, "invoices:/");
     assert.equal(entry.frm, "billing:/");
     assert.deepEqual(entry.bdy, { x: 1 });
@@ -378,7 +384,7 @@ describe("queue: processing", () => {
   });
 });
 
-describe("queue: start order", () => {
+describe(onTopology("queue: start order"), () => {
   test("a worker started before its service connects begins once Redis is reachable (delays included)", async () => {
     const ns = randomNamespace("qo");
     const svc = createService({ name: "early", namespace: ns, redis: redis.url });
@@ -399,7 +405,7 @@ describe("queue: start order", () => {
   });
 });
 
-describe("queue: reaper", () => {
+describe(onTopology("queue: reaper"), () => {
   test("returns the in-progress list of a worker whose lease expired", async () => {
     const { q, keys } = makeQueue();
     const dead = "0123456789abcdef0123456789abcdef";
@@ -456,7 +462,7 @@ describe("queue: reaper", () => {
   });
 });
 
-describe("queue: durability warnings and validation", () => {
+describe(onTopology("queue: durability warnings and validation"), () => {
   test("warns (event + logger) when Redis has no persistence or may evict", async () => {
     const { q } = makeQueue();
     const logged: string[] = [];
@@ -468,7 +474,7 @@ describe("queue: durability warnings and validation", () => {
         warn: (o: unknown, m?: string) => logged.push(String(m ?? o)),
       },
     });
-    await conn.command(["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    await redis.configSetAll("maxmemory-policy", "allkeys-lru");
     try {
       const events: string[] = [];
       q2.on("warning", (w) => events.push(w.code));
@@ -482,13 +488,40 @@ describe("queue: durability warnings and validation", () => {
       assert.match(logged.join("\n"), /noeviction/);
       assert.match(logged.join("\n"), /appendonly/);
     } finally {
-      await conn.command(["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+      await redis.configSetAll("maxmemory-policy", "noeviction");
     }
     assert.deepEqual(
       (await q.checkDurability()).map((x) => x.code),
       [QueueWarningCode.NO_PERSISTENCE],
     );
   });
+
+  test(
+    "checkDurability() reads the config of the master holding the queue, not of a random node",
+    clusterOnly("several nodes with their own config"),
+    async () => {
+      const { q } = makeQueue();
+      const owner = await redis.nodeFor(q.redisKeys.pending!);
+      const others = redis.cluster!.nodes.filter((n) => n !== owner);
+      const codes = async () => (await q.checkDurability()).map((w) => w.code).sort();
+      // Every other node (masters and replicas) may evict; the queue's master may not.
+      await Promise.all(others.map((n) => n.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")));
+      try {
+        for (let i = 0; i < 10; i++) assert.deepEqual(await codes(), [QueueWarningCode.NO_PERSISTENCE]);
+        await owner.cli("CONFIG", "SET", "maxmemory-policy", "allkeys-lru");
+        for (const n of others) await n.cli("CONFIG", "SET", "maxmemory-policy", "noeviction");
+        for (let i = 0; i < 10; i++)
+          assert.deepEqual(await codes(), [
+            QueueWarningCode.EVICTION_POLICY,
+            QueueWarningCode.NO_PERSISTENCE,
+          ]);
+      } finally {
+        await Promise.all(
+          redis.cluster!.nodes.map((n) => n.cli("CONFIG", "SET", "maxmemory-policy", "noeviction")),
+        );
+      }
+    },
+  );
 
   test("bad options and bodies are typed errors; nothing is written", async () => {
     const { q } = makeQueue();

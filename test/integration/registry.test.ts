@@ -10,30 +10,32 @@ import {
   ValidationError,
 } from "../../src/index.js";
 import { startFixture } from "../helpers/child.js";
-import { randomNamespace, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { randomNamespace, waitFor } from "../helpers/redis-server.js";
 import { useServiceHarness } from "../helpers/services.js";
+import { clusterOnly, onTopology, standaloneOnly, type TestTopology } from "../helpers/topology.js";
 
-describe("registry: registration, presence, discovery, routes, health", () => {
-  const h = useServiceHarness();
+describe(onTopology("registry: registration, presence, discovery, routes, health"), () => {
+  const h = useServiceHarness({ matrix: true });
   const svc = h.svc;
-  let redis: TestRedis;
+  let redis: TestTopology;
   before(() => {
-    redis = h.redis;
+    redis = h.topo;
   });
 
   test("writes the Hydra-compatible keys and the redmesh indexes", async () => {
     const ns = randomNamespace();
+    const k = redis.keys(ns);
     const a = svc("orders", ns, { version: "1.2.3", ip: "10.0.0.1", port: 8080, description: "orders api" });
     await a.start();
     const iid = a.instanceId;
     assert.match(iid, /^[0-9a-f]{32}$/);
-    const serviceKey = JSON.parse(await redis.cli("GET", `${ns}:service:orders:service`));
+    const serviceKey = JSON.parse(await redis.cli("GET", k.service("orders")));
     assert.equal(serviceKey.serviceName, "orders");
     assert.ok(serviceKey.registeredOn);
-    assert.equal(await redis.cli("GET", `${ns}:service:orders:${iid}:presence`), iid);
-    const pttl = Number(await redis.cli("PTTL", `${ns}:service:orders:${iid}:presence`));
+    assert.equal(await redis.cli("GET", k.presence("orders", iid)), iid);
+    const pttl = Number(await redis.cli("PTTL", k.presence("orders", iid)));
     assert.ok(pttl > 1000 && pttl <= 3000, `presence TTL ${pttl}`);
-    const node = JSON.parse(await redis.cli("HGET", `${ns}:service:nodes`, iid));
+    const node = JSON.parse(await redis.cli("HGET", k.nodes(), iid));
     assert.equal(node.serviceName, "orders");
     assert.equal(node.version, "1.2.3");
     assert.equal(node.ip, "10.0.0.1");
@@ -41,12 +43,13 @@ describe("registry: registration, presence, discovery, routes, health", () => {
     assert.equal(node.processID, process.pid);
     assert.equal(node.instanceID, iid);
     assert.ok(node.hostName);
-    assert.equal(await redis.cli("SISMEMBER", `${ns}:rm:services`, "orders"), "1");
-    assert.notEqual(await redis.cli("ZSCORE", `${ns}:service:orders:instances`, iid), "");
+    assert.equal(await redis.cli("SISMEMBER", k.serviceIndex(), "orders"), "1");
+    assert.notEqual(await redis.cli("ZSCORE", k.instanceIndex("orders"), iid), "");
   });
 
   test("an instance is discoverable within 100 ms of start() and gone within 50 ms of stop()", async () => {
     const ns = randomNamespace();
+    const k = redis.keys(ns);
     const watcher = svc("watcher", ns);
     await watcher.start();
     assert.deepEqual(await watcher.registry.instances("inventory"), []);
@@ -76,12 +79,13 @@ describe("registry: registration, presence, discovery, routes, health", () => {
     });
     const leaveMs = performance.now() - t1;
     assert.ok(leaveMs <= 50, `gone after ${leaveMs.toFixed(1)} ms`);
-    assert.equal(await redis.cli("EXISTS", `${ns}:service:inventory:${inv.instanceId}:presence`), "0");
-    assert.equal(await redis.cli("HEXISTS", `${ns}:service:nodes`, inv.instanceId), "0");
+    assert.equal(await redis.cli("EXISTS", k.presence("inventory", inv.instanceId)), "0");
+    assert.equal(await redis.cli("HEXISTS", k.nodes(), inv.instanceId), "0");
   });
 
   test("an instance killed with SIGKILL disappears within presence TTL + 1 s", async () => {
     const ns = randomNamespace();
+    const k = redis.keys(ns);
     const watcher = svc("watcher", ns);
     await watcher.start();
     const child = await startFixture<{ iid: string }>("service-child", [redis.url, ns, "victim"]);
@@ -98,58 +102,61 @@ describe("registry: registration, presence, discovery, routes, health", () => {
       const goneMs = performance.now() - t0;
       assert.ok(goneMs <= 3000 + 1000, `gone after ${goneMs.toFixed(0)} ms`);
       // nodes() prunes the dead instance's entry once its presence key has expired.
-      await waitFor(
-        async () => (await redis.cli("EXISTS", `${ns}:service:victim:${child.hello.iid}:presence`)) === "0",
-        {
-          timeoutMs: 2000,
-        },
-      );
+      await waitFor(async () => (await redis.cli("EXISTS", k.presence("victim", child.hello.iid))) === "0", {
+        timeoutMs: 2000,
+      });
       const nodes = await watcher.registry.nodes();
       assert.ok(!nodes.some((n) => n.id === child.hello.iid));
-      assert.equal(await redis.cli("HEXISTS", `${ns}:service:nodes`, child.hello.iid), "0");
+      assert.equal(await redis.cli("HEXISTS", k.nodes(), child.hello.iid), "0");
     } finally {
       await child.kill();
     }
   });
 
-  test("Redis restarted under a running service: present again within 2 s, nothing thrown", async () => {
-    const ns = randomNamespace();
-    const a = svc("survivor", ns);
-    const downs: unknown[] = [];
-    a.on("redis:down", (e) => downs.push(e));
-    await a.start();
-    await redis.kill();
-    await waitFor(() => downs.length > 0, { timeoutMs: 2000 });
-    await assert.rejects(a.healthLog("warn", "x"), ConnectionError);
-    await sleep(300);
-    await redis.restart();
-    const t0 = performance.now();
-    await waitFor(
-      async () =>
-        (await redis.cli("GET", `${ns}:service:survivor:${a.instanceId}:presence`)) === a.instanceId,
-      {
-        timeoutMs: 3000,
-        intervalMs: 10,
-      },
-    );
-    const backMs = performance.now() - t0;
-    assert.ok(backMs <= 2000, `present again after ${backMs.toFixed(0)} ms`);
-    assert.ok(await redis.cli("HGET", `${ns}:service:nodes`, a.instanceId));
-    assert.equal(await redis.cli("SISMEMBER", `${ns}:rm:services`, "survivor"), "1");
-    assert.equal((await a.registry.instances("survivor")).length, 1);
-    assert.ok(a.stats().reregistrations >= 1);
-  });
+  test(
+    "Redis restarted under a running service: present again within 2 s, nothing thrown",
+    standaloneOnly("kills and restarts the one server"),
+    async () => {
+      const server = h.redis;
+      const ns = randomNamespace();
+      const k = redis.keys(ns);
+      const a = svc("survivor", ns);
+      const downs: unknown[] = [];
+      a.on("redis:down", (e) => downs.push(e));
+      await a.start();
+      await server.kill();
+      await waitFor(() => downs.length > 0, { timeoutMs: 2000 });
+      await assert.rejects(a.healthLog("warn", "x"), ConnectionError);
+      await sleep(300);
+      await server.restart();
+      const t0 = performance.now();
+      await waitFor(
+        async () => (await redis.cli("GET", k.presence("survivor", a.instanceId))) === a.instanceId,
+        {
+          timeoutMs: 3000,
+          intervalMs: 10,
+        },
+      );
+      const backMs = performance.now() - t0;
+      assert.ok(backMs <= 2000, `present again after ${backMs.toFixed(0)} ms`);
+      assert.ok(await redis.cli("HGET", k.nodes(), a.instanceId));
+      assert.equal(await redis.cli("SISMEMBER", k.serviceIndex(), "survivor"), "1");
+      assert.equal((await a.registry.instances("survivor")).length, 1);
+      assert.ok(a.stats().reregistrations >= 1);
+    },
+  );
 
   test("forged presence (a raw SET of a presence key, even with a node entry) is never routed to", async () => {
     const ns = randomNamespace();
+    const k = redis.keys(ns);
     const real = svc("orders", ns);
     const caller = svc("caller", ns);
     await Promise.all([real.start(), caller.start()]);
     const fake = "f".repeat(32);
-    await redis.cli("SET", `${ns}:service:orders:${fake}:presence`, fake, "PX", "60000");
+    await redis.cli("SET", k.presence("orders", fake), fake, "PX", "60000");
     await redis.cli(
       "HSET",
-      `${ns}:service:nodes`,
+      k.nodes(),
       fake,
       JSON.stringify({ serviceName: "orders", instanceID: fake, version: "6.6.6", ip: "", port: 0 }),
     );
@@ -185,6 +192,7 @@ describe("registry: registration, presence, discovery, routes, health", () => {
 
   test("services(), nodes() and routes()", async () => {
     const ns = randomNamespace();
+    const k = redis.keys(ns);
     const a = svc("orders", ns);
     const b = svc("billing", ns);
     const b2 = svc("billing", ns);
@@ -196,10 +204,7 @@ describe("registry: registration, presence, discovery, routes, health", () => {
 
     const stored = await b.registerRoutes(["[GET]/v1/bills/:id", "[post]/v1/bills", "[get]/v1/bills/:id"]);
     assert.deepEqual(stored, ["[get]/v1/bills/:id", "[post]/v1/bills"]);
-    assert.deepEqual(
-      (await redis.cli("SMEMBERS", `${ns}:service:billing:service:routes`)).split("\n").sort(),
-      stored,
-    );
+    assert.deepEqual((await redis.cli("SMEMBERS", k.routes("billing"))).split("\n").sort(), stored);
     assert.deepEqual(await a.registry.routes("billing"), { billing: stored });
     assert.deepEqual(await a.registry.routes(), { billing: stored });
     await assert.rejects(b.registerRoutes(["no-slash"]), ValidationError);
@@ -208,6 +213,7 @@ describe("registry: registration, presence, discovery, routes, health", () => {
 
   test("health: snapshot outlives its interval, custom checks set the status, the log is capped at 64", async () => {
     const ns = randomNamespace();
+    const k = redis.keys(ns);
     const a = svc("healthy", ns, { healthIntervalMs: 200 });
     let ok = true;
     a.healthCheck("db", () => ok);
@@ -220,7 +226,7 @@ describe("registry: registration, presence, discovery, routes, health", () => {
     assert.ok(typeof h.cpuPercent === "number");
     assert.ok(typeof h.eventLoopLagMs.p99 === "number");
     assert.equal(h.inFlight, 0);
-    const pttl = Number(await redis.cli("PTTL", `${ns}:service:healthy:${a.instanceId}:health`));
+    const pttl = Number(await redis.cli("PTTL", k.health("healthy", a.instanceId)));
     assert.ok(pttl > 200, `health key TTL ${pttl} ms outlives the 200 ms interval`);
     ok = false;
     const end = a.beginWork();
@@ -236,7 +242,7 @@ describe("registry: registration, presence, discovery, routes, health", () => {
     assert.equal(log.length, 64);
     assert.equal(log[0]?.msg, "problem 69");
     assert.equal(log[0]?.serviceName, "healthy");
-    const ttl = Number(await redis.cli("TTL", `${ns}:service:healthy:${a.instanceId}:health:log`));
+    const ttl = Number(await redis.cli("TTL", k.healthLog("healthy", a.instanceId)));
     assert.ok(ttl > 600_000, "health log kept a week");
   });
 
@@ -287,6 +293,7 @@ describe("registry: registration, presence, discovery, routes, health", () => {
 
   test("garbage on the registry events channel is counted and ignored", async () => {
     const ns = randomNamespace();
+    const k = redis.keys(ns);
     const a = svc("sturdy", ns);
     await a.start();
     await a.registry.instances("sturdy");
@@ -298,9 +305,88 @@ describe("registry: registration, presence, discovery, routes, health", () => {
       '{"t":"join","svc":"ok","iid":"nope"}',
       "x".repeat(10000),
     ]) {
-      await redis.cli("PUBLISH", `${ns}:rm:events`, junk);
+      await redis.cli("PUBLISH", k.events(), junk);
     }
     await waitFor(() => a.stats().badRegistryEvents >= 6, { timeoutMs: 2000 });
     assert.equal((await a.registry.instances("sturdy")).length, 1);
   });
+  test("discovery across services sends no SCAN and no KEYS to any node", async () => {
+    const ns = randomNamespace();
+    const a = svc("orders", ns);
+    const b = svc("billing", ns);
+    const c = svc("shipping", ns);
+    await redis.cliAll("CONFIG", "RESETSTAT");
+    await Promise.all([a.start(), b.start(), c.start()]);
+    await b.registerRoutes(["[get]/v1/bills"]);
+    await waitFor(async () => (await a.registry.instances("billing")).length === 1);
+    const cold = svc("cold", ns);
+    await cold.start();
+    assert.deepEqual(await cold.registry.services(), ["billing", "cold", "orders", "shipping"]);
+    assert.equal((await cold.registry.instances("shipping"))[0]?.id, c.instanceId);
+    assert.equal((await cold.registry.nodes()).length, 4);
+    assert.deepEqual(await cold.registry.routes("billing"), { billing: ["[get]/v1/bills"] });
+    const stats = (await redis.cliAll("INFO", "commandstats")).join("\n");
+    assert.match(stats, /cmdstat_(evalsha|eval|zrangebyscore|zrange|hmget|hget|smembers)/, "discovery ran");
+    assert.doesNotMatch(stats, /cmdstat_(scan|keys):/, "no SCAN/KEYS");
+  });
+
+  test(
+    "every key a service writes carries its {svc} tag: one slot, one master",
+    clusterOnly("hash slots"),
+    async () => {
+      const ns = randomNamespace();
+      const k = redis.keys(ns);
+      // Health written every second with a 3 s TTL: still there when the keys are listed on a busy machine.
+      const a = svc("orders", ns, { healthIntervalMs: 1000 });
+      const other = svc("billing", ns);
+      await Promise.all([a.start(), other.start()]);
+      await a.registerRoutes(["[get]/v1/orders"]);
+      await a.healthLog("warn", "tagged");
+      a.log.info("tagged");
+      await a.log.flush();
+      await a.config.set({ port: 1 });
+      await a.queue().add({ n: 1 });
+      await a.queue("emails").add({ n: 2 }, { delay: 60_000 });
+      await waitFor(async () => (await redis.cli("EXISTS", k.health("orders", a.instanceId))) === "1");
+      const perNode = await redis.cliAll("KEYS", `${ns}:service:{orders}:*`);
+      const keys = perNode.flatMap((x) => x.split("\n")).filter(Boolean);
+      for (const key of [
+        k.service("orders"),
+        k.presence("orders", a.instanceId),
+        k.instanceIndex("orders"),
+        k.routes("orders"),
+        k.health("orders", a.instanceId),
+        k.healthLog("orders", a.instanceId),
+        k.log("orders"),
+        k.configs("orders"),
+        k.configActive("orders"),
+        k.queuePending("orders"),
+      ])
+        assert.ok(keys.includes(key), `${key} written (got ${keys.join(", ")})`);
+      assert.equal(perNode.filter((x) => x !== "").length, 1, "all on one master");
+      const slots = new Set(await Promise.all(keys.map((key) => redis.cli("CLUSTER", "KEYSLOT", key))));
+      assert.equal(slots.size, 1, `one slot for ${keys.length} keys`);
+      const owner = await redis.nodeFor(k.service("orders"));
+      assert.ok((await owner.cli("KEYS", `${ns}:service:{orders}:*`)).split("\n").length === keys.length);
+    },
+  );
+  test(
+    "the harness's Cluster checks can fail: an untagged key and a CROSSSLOT reply are caught",
+    clusterOnly("hash slots"),
+    async () => {
+      const ns = randomNamespace();
+      const stray = `${ns}:service:orders:untagged`;
+      await redis.cli("SET", stray, "1");
+      await assert.rejects(redis.checkInvariants(), /carries its \{service\} tag/);
+      await redis.cli("DEL", stray);
+      // Two keys in different slots in one command.
+      await assert.rejects(
+        redis.cli("MSET", `${ns}:a`, "1", `${ns}:b`, "2").then((out) => {
+          if (out.includes("CROSSSLOT")) throw new Error(out);
+        }),
+      );
+      await assert.rejects(redis.checkInvariants(), /CROSSSLOT/);
+      await redis.checkInvariants(); // reset: only the offending test fails
+    },
+  );
 });

@@ -3,19 +3,21 @@ import { before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ConnectionError, ErrorCode, type InstancePicker, isRedmeshError } from "../../src/index.js";
 import { type Child, startFixture } from "../helpers/child.js";
-import { randomNamespace, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { randomNamespace, waitFor } from "../helpers/redis-server.js";
 import { useServiceHarness } from "../helpers/services.js";
+import { onTopology, standaloneOnly, type TestTopology } from "../helpers/topology.js";
 
-describe("RPC under faults: callee killed, Redis restarted", () => {
+describe(onTopology("RPC under faults: callee killed, Redis restarted"), () => {
   const children: Child<unknown>[] = [];
   const h = useServiceHarness({
+    matrix: true,
     defaults: { reconcileMs: 200 },
     cleanup: () => Promise.all(children.splice(0).map((c) => c.kill())),
   });
   const svc = h.svc;
-  let redis: TestRedis;
+  let redis: TestTopology;
   before(() => {
-    redis = h.redis;
+    redis = h.topo;
   });
   const callee = async (ns: string) => {
     const c = await startFixture<{ iid: string; pid: number }>("rpc-callee", [redis.url, ns, "worker"]);
@@ -61,38 +63,44 @@ describe("RPC under faults: callee killed, Redis restarted", () => {
     for (let i = 0; i < 5; i++) assert.deepEqual(await a.call("worker", "slow", { ms: 0 }), { pid: -1 });
   });
 
-  test("Redis restarted during traffic: calls fail fast with a typed error, then succeed by themselves", async () => {
-    const ns = randomNamespace();
-    const a = svc("front", ns);
-    const b = svc("back", ns);
-    b.handle("echo", (x) => x);
-    await a.start();
-    await b.start();
-    assert.equal(await a.call("back", "echo", 1), 1);
-    // Traffic in flight while Redis dies.
-    const inflight = Array.from({ length: 50 }, (_, i) =>
-      a.call("back", "echo", i, { timeout: 5000 }).catch((e) => e),
-    );
-    await redis.kill();
-    const t0 = Date.now();
-    const errs: unknown[] = [];
-    for (let i = 0; i < 5; i++) {
-      const s = Date.now();
-      errs.push(await a.call("back", "echo", i, { timeout: 5000 }).catch((e) => e));
-      assert.ok(Date.now() - s < 1000, "failed fast, not at the timeout");
-      await sleep(20);
-    }
-    for (const e of errs) assert.ok(e instanceof ConnectionError, `typed connection error, got ${String(e)}`);
-    for (const r of await Promise.all(inflight)) {
-      assert.ok(typeof r === "number" || isRedmeshError(r), `in-flight call ended typed: ${String(r)}`);
-    }
-    assert.ok(Date.now() - t0 < 3000);
-    await redis.restart();
-    await waitFor(async () => (await a.call("back", "echo", "again", { timeout: 500 })) === "again", {
-      timeoutMs: 10_000,
-      intervalMs: 100,
-      what: "calls to succeed again after the restart",
-    });
-    assert.equal(a.stats().rpc.pending, 0);
-  });
+  test(
+    "Redis restarted during traffic: calls fail fast with a typed error, then succeed by themselves",
+    standaloneOnly("kills and restarts the one server"),
+    async () => {
+      const server = h.redis;
+      const ns = randomNamespace();
+      const a = svc("front", ns);
+      const b = svc("back", ns);
+      b.handle("echo", (x) => x);
+      await a.start();
+      await b.start();
+      assert.equal(await a.call("back", "echo", 1), 1);
+      // Traffic in flight while Redis dies.
+      const inflight = Array.from({ length: 50 }, (_, i) =>
+        a.call("back", "echo", i, { timeout: 5000 }).catch((e) => e),
+      );
+      await server.kill();
+      const t0 = Date.now();
+      const errs: unknown[] = [];
+      for (let i = 0; i < 5; i++) {
+        const s = Date.now();
+        errs.push(await a.call("back", "echo", i, { timeout: 5000 }).catch((e) => e));
+        assert.ok(Date.now() - s < 1000, "failed fast, not at the timeout");
+        await sleep(20);
+      }
+      for (const e of errs)
+        assert.ok(e instanceof ConnectionError, `typed connection error, got ${String(e)}`);
+      for (const r of await Promise.all(inflight)) {
+        assert.ok(typeof r === "number" || isRedmeshError(r), `in-flight call ended typed: ${String(r)}`);
+      }
+      assert.ok(Date.now() - t0 < 3000);
+      await server.restart();
+      await waitFor(async () => (await a.call("back", "echo", "again", { timeout: 500 })) === "again", {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        what: "calls to succeed again after the restart",
+      });
+      assert.equal(a.stats().rpc.pending, 0);
+    },
+  );
 });

@@ -21,15 +21,16 @@ import {
   type UmfShort,
   ValidationError,
 } from "../../src/index.js";
-import { randomNamespace, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { randomNamespace, waitFor } from "../helpers/redis-server.js";
 import { useServiceHarness } from "../helpers/services.js";
+import { clusterOnly, onTopology, type TestTopology } from "../helpers/topology.js";
 
-describe("messaging and RPC", () => {
-  const h = useServiceHarness();
+describe(onTopology("messaging and RPC"), () => {
+  const h = useServiceHarness({ matrix: true });
   const svc = h.svc;
-  let redis: TestRedis;
+  let redis: TestTopology;
   before(() => {
-    redis = h.redis;
+    redis = h.topo;
   });
   const pair = async (extra: Partial<ServiceOptions> = {}) => {
     const ns = randomNamespace();
@@ -478,4 +479,37 @@ describe("messaging and RPC", () => {
     // Nobody listens any more: the instance left, so the call fails typed, fast.
     await assert.rejects(a.call("callee", "slow", {}, { timeout: 1000 }), NoInstanceError);
   });
+  test(
+    "service and instance channels are sharded: SSUBSCRIBEd on the master owning the {svc} slot",
+    clusterOnly("sharded pub/sub"),
+    async () => {
+      const { ns, a, b } = await pair();
+      b.handle("echo", (x) => x);
+      const got: unknown[] = [];
+      b.on("message", (m) => got.push(m.body));
+      await a.start();
+      await b.start();
+      assert.equal(await a.call("callee", "echo", 1), 1);
+      assert.equal(await a.broadcast("callee", { all: 1 }), 1);
+      await waitFor(() => got.length === 1);
+      const k = redis.keys(ns);
+      for (const ch of [
+        k.serviceChannel("callee"),
+        k.instanceChannel("callee", b.instanceId),
+        k.instanceChannel("caller", a.instanceId),
+      ]) {
+        const owner = await redis.nodeFor(ch);
+        const listed = (await owner.cli("PUBSUB", "SHARDCHANNELS", `${ns}:*`)).split("\n");
+        assert.ok(
+          listed.includes(ch),
+          `${ch} is a shard channel on :${owner.port} (got ${listed.join(", ")})`,
+        );
+      }
+      // Classic (cluster-wide) pub/sub carries only the namespace's registry events.
+      const classic = (await redis.cliAll("PUBSUB", "CHANNELS", `${ns}:*`))
+        .flatMap((x) => x.split("\n"))
+        .filter(Boolean);
+      assert.deepEqual([...new Set(classic)], [k.events()]);
+    },
+  );
 });
