@@ -87,7 +87,8 @@ try {
   }
 
   // Idle RSS of one service process per framework, plain node (compiled redmesh, as users run it).
-  if (!existsSync("dist/index.js")) execFileSync("npm", ["run", "build"], { stdio: "ignore" });
+  // Built every time (≈ 1 s): a dist/ left from an older checkout would measure old code.
+  execFileSync("npm", ["run", "build"], { stdio: "ignore" });
   const idle: Record<string, string> = {
     redmesh: `const { createService } = await import("./dist/index.js");
       const s = createService({ name: "idle", namespace: "bench", redis: URL_ }); await s.start();

@@ -15,9 +15,12 @@ export { type InstancePicker, isEligible, type PickContext, randomPicker } from 
 export { ReplayGuard, type ReplayGuardOptions, ReplayVerdict, type ReplayVerdictValue } from "./replay.js";
 export {
   asShort,
+  COMPACT_FRAME_FORMAT,
   DropReason,
   type DropReasonValue,
   FRAME_FORMAT,
+  Framing,
+  type FramingValue,
   receive,
   serialize,
   splitRoute,

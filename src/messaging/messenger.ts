@@ -3,8 +3,9 @@
  * the picker, broadcasts to every instance of a service, and the inbound path shared with RPC.
  *
  * Outbound messages bound for one channel within one event-loop turn are **coalesced** into one
- * `PUBLISH` frame when the receiver advertises {@link FRAME_FORMAT}; everyone else gets one plain UMF
- * message per `PUBLISH`. `PUBLISH` answering 0 receivers means the instance is gone: it is evicted
+ * `PUBLISH` frame when the receiver advertises {@link FRAME_FORMAT} (or a compact frame, without the
+ * routes every message would repeat, when it advertises {@link COMPACT_FRAME_FORMAT}); everyone else
+ * gets one plain UMF message per `PUBLISH`. `PUBLISH` answering 0 receivers means the instance is gone: it is evicted
  * from the local discovery cache and the message goes to another instance at once (bounded).
  *
  * Pub/sub is at-most-once: a message published while nobody listens is lost. Use queues for work
@@ -22,7 +23,17 @@ import { type RedisLike, translateError } from "../redis/index.js";
 import type { Discovery, Instance } from "../registry/index.js";
 import { type InstancePicker, type PickContext, randomPicker } from "./picker.js";
 import { ReplayGuard } from "./replay.js";
-import { DropReason, type DropReasonValue, FRAME_FORMAT, receive, serialize } from "./wire.js";
+import {
+  COMPACT_FRAME_FORMAT,
+  DropReason,
+  type DropReasonValue,
+  FRAME_FORMAT,
+  Framing,
+  type FramingValue,
+  type ReceiveOptions,
+  receive,
+  serialize,
+} from "./wire.js";
 
 /**
  * Most messages in one frame. A frame of everything in flight makes caller and callee take turns
@@ -31,6 +42,13 @@ import { DropReason, type DropReasonValue, FRAME_FORMAT, receive, serialize } fr
  * concurrency 64 and ≈ 1.4× at 256; 16 was no better than 32.
  */
 const MAX_FRAME_MESSAGES = 32;
+
+/**
+ * Settled once: `.then()` on it queues a microtask. Cheaper than `queueMicrotask()`, which makes an
+ * `AsyncResource` per call (and runs the async hooks AsyncLocalStorage installs, once a handler ran).
+ */
+const SETTLED = Promise.resolve();
+const ignore = () => {};
 
 /** Told the outcome of one `PUBLISH` that carried a message (alone or in a frame). */
 export interface PublishListener {
@@ -102,6 +120,7 @@ export type MessageRouter = (msg: UmfShort) => boolean;
 
 interface Batch {
   channel: string;
+  framing: FramingValue;
   parts: string[];
   listeners: Array<PublishListener | undefined>;
   bytes: number;
@@ -163,6 +182,11 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     listenerErrors: 0,
   };
   readonly #onRaw = (text: string) => this.#receive(text);
+  readonly #recv: ReceiveOptions;
+  /** Routes of senders seen using compact frames: they read them too (bounded). */
+  readonly #compactPeers = new Set<string>();
+  /** `{"rm":2,"frm":"<route>"}`, the header of every compact frame this instance sends. */
+  readonly #compactHeader: string;
   readonly #deliver = (m: UmfShort) => this.#dispatch(m);
   readonly #drop = (reason: DropReasonValue) => {
     this.stats[reason]++;
@@ -185,6 +209,19 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     this.#requireSignature = o.requireSignature ?? false;
     const window = o.replayWindowMs ?? 30_000;
     this.#replay = o.secret !== undefined && window > 0 ? new ReplayGuard({ windowMs: window }) : undefined;
+    this.#recv = {
+      maxBytes: this.#maxBytes,
+      secret: this.#secret,
+      requireSignature: this.#requireSignature,
+      replay: this.#replay,
+      self: this.#route,
+      onCompact: (frm) => {
+        if (this.#compactPeers.has(frm)) return;
+        if (this.#compactPeers.size >= 10_000) this.#compactPeers.clear();
+        this.#compactPeers.add(frm);
+      },
+    };
+    this.#compactHeader = `{"rm":2,"frm":${JSON.stringify(this.#route)}}`;
     this.#coalesce = o.coalesce ?? true;
     this.#sendRetries = o.sendRetries ?? 3;
     this.#wants = o.wantsMessages ?? (() => this.listenerCount("message") > 0);
@@ -205,7 +242,12 @@ export class Messenger extends EventEmitter<MessengerEvents> {
 
   /** The frame formats this instance understands (for its `nodes` entry). */
   get frames(): string[] {
-    return [FRAME_FORMAT];
+    return [FRAME_FORMAT, COMPACT_FRAME_FORMAT];
+  }
+
+  /** Whether the sender with this route has sent compact frames (so it reads them). */
+  readsCompact(route: string): boolean {
+    return this.#compactPeers.has(route);
   }
 
   /** Install the function that takes RPC traffic before `message` listeners see it. */
@@ -240,17 +282,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   }
 
   #receive(text: string): void {
-    receive(
-      text,
-      {
-        maxBytes: this.#maxBytes,
-        secret: this.#secret,
-        requireSignature: this.#requireSignature,
-        replay: this.#replay,
-      },
-      this.#deliver,
-      this.#drop,
-    );
+    receive(text, this.#recv, this.#deliver, this.#drop);
   }
 
   #dispatch(m: UmfShort): void {
@@ -282,14 +314,15 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   // ---------------------------------------------------------------- outbound
 
   /**
-   * Queue one short-form message for `channel`. With `frames` true it may share a `PUBLISH` frame
-   * with other messages for the same channel in this event-loop turn. Throws `MessageError` when
-   * the message is too large or cannot be serialised.
+   * Queue one short-form message for `channel`. Unless `framing` is `PLAIN` it may share a `PUBLISH`
+   * frame with other messages for the same channel in this event-loop turn (the message keeps every
+   * field, also in a compact frame). Throws `MessageError` when the message is too large or cannot be
+   * serialised.
    */
-  enqueue(channel: string, msg: UmfShort, frames: boolean, listener?: PublishListener): void {
+  enqueue(channel: string, msg: UmfShort, framing: FramingValue, listener?: PublishListener): void {
     // A signed message carries its time under the signature: receivers refuse stale ones and replays.
     if (this.#secret !== undefined && msg.ts === undefined) msg.ts = new Date().toISOString();
-    this.enqueueText(channel, serialize(msg, this.#maxBytes, this.#secret), frames, listener);
+    this.enqueueText(channel, serialize(msg, this.#maxBytes, this.#secret), framing, listener);
   }
 
   /** True when outgoing messages are signed (they must then go through {@link enqueue}). */
@@ -304,27 +337,29 @@ export class Messenger extends EventEmitter<MessengerEvents> {
 
   /**
    * Queue an already serialised (unsigned, size-checked) message: the hot path of RPC, which writes
-   * the envelope's JSON directly instead of building an object and serialising it.
+   * the envelope's JSON directly instead of building an object and serialising it. With `COMPACT`
+   * the text may leave out `frm` (this instance's route) and `to` (the receiver's route).
    */
-  enqueueText(channel: string, text: string, frames: boolean, listener?: PublishListener): void {
-    if (!frames || !this.#coalesce) {
+  enqueueText(channel: string, text: string, framing: FramingValue, listener?: PublishListener): void {
+    if (framing === Framing.PLAIN || (!this.#coalesce && framing === Framing.FRAME)) {
       this.#publish(channel, text, [listener], 1);
       return;
     }
     let b = this.#outbox.get(channel);
-    if (b && b.bytes + text.length + 1 > this.#maxBytes) {
+    if (b && (b.framing !== framing || b.bytes + text.length + 1 > this.#maxBytes)) {
       this.#outbox.delete(channel);
       this.#publishBatch(b);
       b = undefined;
     }
     if (!b) {
-      b = { channel, parts: [], listeners: [], bytes: 2 };
+      const head = framing === Framing.COMPACT ? this.#compactHeader.length + 1 : 0;
+      b = { channel, framing, parts: [], listeners: [], bytes: 2 + head };
       this.#outbox.set(channel, b);
     }
     b.parts.push(text);
     b.listeners.push(listener);
     b.bytes += text.length + 1;
-    if (b.parts.length >= MAX_FRAME_MESSAGES) {
+    if (b.parts.length >= MAX_FRAME_MESSAGES || !this.#coalesce) {
       this.#outbox.delete(channel);
       this.#publishBatch(b);
       return;
@@ -334,7 +369,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
       // A microtask runs after the continuations already queued by this socket read (one per
       // request or reply it carried), so they share one PUBLISH; a lone message is not delayed at all
       // (setImmediate cost ≈ 40 µs of p50 at concurrency 1).
-      queueMicrotask(this.#flush);
+      SETTLED.then(this.#flush);
     }
   }
 
@@ -347,7 +382,13 @@ export class Messenger extends EventEmitter<MessengerEvents> {
 
   #publishBatch(b: Batch): void {
     const n = b.parts.length;
-    const text = n === 1 ? (b.parts[0] as string) : `[${b.parts.join(",")}]`;
+    // A compact message lacks its routes: it always travels behind the header, even alone.
+    const text =
+      b.framing === Framing.COMPACT
+        ? `[${this.#compactHeader},${n === 1 ? b.parts[0] : b.parts.join(",")}]`
+        : n === 1
+          ? (b.parts[0] as string)
+          : `[${b.parts.join(",")}]`;
     this.#publish(b.channel, text, b.listeners, n);
   }
 
@@ -359,7 +400,13 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   ): void {
     this.stats.publishes++;
     this.stats.sent += n;
-    this.#redis.publish(channel, text).then(
+    const p = this.#redis.publish(channel, text);
+    if (n === 1 ? listeners[0] === undefined : !listeners.some((l) => l !== undefined)) {
+      // Nobody waits for the outcome (replies): only keep a failure from going unhandled.
+      p.then(undefined, ignore);
+      return;
+    }
+    p.then(
       (receivers) => {
         for (const l of listeners) l?.onPublished(receivers, undefined);
       },
@@ -373,6 +420,14 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   /** Whether an instance understands frames. */
   static acceptsFrames(inst: Instance | undefined): boolean {
     return inst?.node?.rm?.frames?.includes(FRAME_FORMAT) ?? false;
+  }
+
+  /** The best framing an instance reads, from the formats in its `nodes` entry. */
+  static framingOf(inst: Instance | undefined): FramingValue {
+    const f = inst?.node?.rm?.frames;
+    if (!f) return Framing.PLAIN;
+    if (f.includes(COMPACT_FRAME_FORMAT)) return Framing.COMPACT;
+    return f.includes(FRAME_FORMAT) ? Framing.FRAME : Framing.PLAIN;
   }
 
   /** Live instances of a service from the cache, reading Redis only when it is not cached yet. */
@@ -433,7 +488,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     };
     if (extra.type !== undefined) msg.typ = extra.type;
     if (extra.headers !== undefined) msg.hdr = extra.headers;
-    this.enqueue(this.#keys.instanceChannel(d.service, d.iid), msg, Messenger.acceptsFrames(inst), d);
+    this.enqueue(this.#keys.instanceChannel(d.service, d.iid), msg, Messenger.framingOf(inst), d);
   }
 
   /** @internal Outcome of one delivery attempt. */
@@ -479,7 +534,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     if (options.type !== undefined) msg.typ = options.type;
     if (options.headers !== undefined) msg.hdr = options.headers;
     return new Promise<number>((resolve, reject) => {
-      this.enqueue(this.#keys.serviceChannel(service), msg, false, {
+      this.enqueue(this.#keys.serviceChannel(service), msg, Framing.PLAIN, {
         onPublished: (n, err) => (err ? reject(err) : resolve(n)),
       });
     });

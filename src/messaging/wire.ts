@@ -7,6 +7,12 @@
  * (`rm.frames`); a one-message batch is sent as the plain message, so Hydra peers and older
  * redmesh instances only ever see single UMF objects.
  *
+ * A **compact frame** (format {@link COMPACT_FRAME_FORMAT}) is the same array led by a header
+ * `{"rm":2,"frm":"<sender route>"}`. Its messages may leave out `frm` (the header's applies) and
+ * `to` (the receiving instance's own route applies): a reply then carries only its ids, type and
+ * body, which halves what Redis relays and what the receiver parses. It is sent even for a single
+ * message, and only to instances that list the format.
+ *
  * @module
  */
 
@@ -16,6 +22,18 @@ import { type ReplayGuard, ReplayVerdict } from "./replay.js";
 
 /** Name of the frame format (a JSON array of short-form UMF messages) advertised in `rm.frames`. */
 export const FRAME_FORMAT = "umf-array/1";
+
+/** Name of the compact frame format (header + messages without routes) advertised in `rm.frames`. */
+export const COMPACT_FRAME_FORMAT = "umf-array/2";
+
+/** How a message may travel to one receiver: alone, in a frame, or in a compact frame. */
+export const Framing = {
+  PLAIN: 0,
+  FRAME: 1,
+  COMPACT: 2,
+} as const;
+/** Union of framings. */
+export type FramingValue = (typeof Framing)[keyof typeof Framing];
 
 /** Why an incoming payload was dropped. */
 export const DropReason = {
@@ -92,6 +110,10 @@ export interface ReceiveOptions {
   requireSignature: boolean;
   /** Refuses stale or already seen signed messages (when signatures are verified). */
   replay?: ReplayGuard | undefined;
+  /** The receiver's own route (`<iid>@<svc>:/`): the `to` of compact-frame messages without one. */
+  self?: string;
+  /** Told the sender route of each compact frame (that sender reads compact frames too). */
+  onCompact?: ((frm: string) => void) | undefined;
 }
 
 /**
@@ -116,11 +138,33 @@ export function receive(
     drop(DropReason.MALFORMED);
     return;
   }
-  if (Array.isArray(parsed)) {
-    for (const item of parsed) one(item, o, deliver, drop);
-  } else {
+  if (!Array.isArray(parsed)) {
     one(parsed, o, deliver, drop);
+    return;
   }
+  const n = parsed.length;
+  const head = n > 0 ? compactHeader(parsed[0]) : undefined;
+  if (head === undefined) {
+    for (let i = 0; i < n; i++) one(parsed[i], o, deliver, drop);
+    return;
+  }
+  o.onCompact?.(head);
+  const self = o.self ?? "";
+  for (let i = 1; i < n; i++) {
+    const item = parsed[i] as Record<string, unknown> | null;
+    if (typeof item === "object" && item !== null && !Array.isArray(item)) {
+      if (item.frm === undefined) item.frm = head;
+      if (item.to === undefined) item.to = self;
+    }
+    one(item, o, deliver, drop);
+  }
+}
+
+/** The sender route of a compact-frame header `{"rm":2,"frm":"…"}`, or `undefined`. */
+function compactHeader(v: unknown): string | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  const h = v as { rm?: unknown; frm?: unknown };
+  return h.rm === 2 && typeof h.frm === "string" && h.frm.length > 0 ? h.frm : undefined;
 }
 
 function one(

@@ -39,7 +39,7 @@ import { assertServiceName, type Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { Messenger, type PublishListener } from "../messaging/messenger.js";
 import type { PickContext } from "../messaging/picker.js";
-import { overLimit, splitRoute } from "../messaging/wire.js";
+import { Framing, type FramingValue, overLimit, splitRoute } from "../messaging/wire.js";
 import type { Discovery, Instance } from "../registry/index.js";
 import type { Schema } from "./contract.js";
 import { DeadlineTimer } from "./deadlines.js";
@@ -153,7 +153,7 @@ const METHOD_NAME = /^[A-Za-z0-9_.\-/]{1,128}$/;
 class PendingCall implements PublishListener {
   iid = "";
   sent = false;
-  frames = false;
+  framing: FramingValue = Framing.PLAIN;
   redmeshTarget = false;
   attempts = 0;
   noReceiver = 0;
@@ -499,21 +499,32 @@ export class Rpc {
   }
 
   #send(m: UmfShort, svc: string, iid: string, typ: string, bdy: unknown): void {
-    // Only redmesh callers send type "rpc", and every redmesh caller reads frames.
-    const frames = m.typ === RpcType.REQUEST;
+    // Only redmesh callers send type "rpc", and every redmesh caller reads frames; those that sent
+    // compact frames read them too.
+    const framing: FramingValue =
+      m.typ !== RpcType.REQUEST
+        ? Framing.PLAIN
+        : this.#m.readsCompact(m.frm)
+          ? Framing.COMPACT
+          : Framing.FRAME;
     const channel = this.#channel(svc, iid);
     try {
-      if (frames && !this.#m.signing) {
+      if (framing !== Framing.PLAIN && !this.#m.signing) {
         const body = JSON.stringify(bdy);
-        const text = `{"to":${JSON.stringify(m.frm)},"frm":${JSON.stringify(m.to)},"mid":"${this.#m.nextMid()}","rmid":${JSON.stringify(
-          m.mid,
-        )},"typ":"${typ}"${body === undefined ? "" : `,"bdy":${body}`}}`;
+        const tail = `"mid":"${this.#m.nextMid()}","rmid":${JSON.stringify(m.mid)},"typ":"${typ}"${
+          body === undefined ? "" : `,"bdy":${body}`
+        }}`;
+        // Compact: the caller knows who it is, and the frame's header says who answers.
+        const text =
+          framing === Framing.COMPACT
+            ? `{${tail}`
+            : `{"to":${JSON.stringify(m.frm)},"frm":${JSON.stringify(m.to)},${tail}`;
         if (overLimit(text, this.#m.maxBytes)) throw tooLarge(text, this.#m.maxBytes);
-        this.#m.enqueueText(channel, text, true);
+        this.#m.enqueueText(channel, text, framing);
         return;
       }
       const reply = { to: m.frm, frm: m.to, mid: this.#m.nextMid(), rmid: m.mid, typ, bdy } as UmfShort;
-      this.#m.enqueue(channel, reply, frames);
+      this.#m.enqueue(channel, reply, framing);
     } catch (err) {
       // The result could not be serialised or is too large: tell the caller instead.
       if (typ === RpcType.ERROR) {
@@ -701,18 +712,21 @@ export class Rpc {
       }
       p.iid = inst.id;
     }
-    p.frames = Messenger.acceptsFrames(inst);
+    p.framing = Messenger.framingOf(inst);
     p.redmeshTarget = inst?.redmesh ?? false;
     p.sent = true;
     // Latency is measured only for pickers that learn from it.
     p.sentAt = this.#m.picker.onEnd ? performance.now() : 0;
     const channel = this.#channel(p.service, p.iid);
-    if (p.frames && !this.#m.signing) {
-      // Hot path: write the envelope's JSON directly (ids, names and methods need no escaping).
+    if (p.framing !== Framing.PLAIN && !this.#m.signing) {
+      // Hot path: write the envelope's JSON directly (ids, names and methods need no escaping). In a
+      // compact frame the header carries `frm`.
       let text: string;
       try {
         const body = JSON.stringify(p.params);
-        text = `{"to":"${p.iid}@${p.service}:/${p.method}","frm":"${this.#m.route}","mid":"${p.mid}","typ":"rpc"${
+        text = `{"to":"${p.iid}@${p.service}:/${p.method}"${
+          p.framing === Framing.COMPACT ? "" : `,"frm":"${this.#m.route}"`
+        },"mid":"${p.mid}","typ":"rpc"${
           body === undefined ? "" : `,"bdy":${body}`
         },"tmo":${p.timeoutMs},"dl":${p.deadline}${p.cid === undefined ? "" : `,"cid":${JSON.stringify(p.cid)}`}${
           p.tp === undefined ? "" : `,"tp":${JSON.stringify(p.tp)}`
@@ -723,7 +737,7 @@ export class Rpc {
         return;
       }
       this.#m.picker.onStart?.(p.service, p.iid);
-      this.#m.enqueueText(channel, text, true, p);
+      this.#m.enqueueText(channel, text, p.framing, p);
       return;
     }
     const msg = {
@@ -735,7 +749,7 @@ export class Rpc {
       tmo: p.timeoutMs,
       dl: p.deadline,
     } as UmfShort;
-    if (!p.frames) {
+    if (p.framing === Framing.PLAIN) {
       // Plain UMF for Hydra and unknown peers: with the fields Hydra expects.
       msg.ts = new Date().toISOString();
       msg.ver = "UMF/1.4.6";
@@ -744,7 +758,7 @@ export class Rpc {
     if (p.tp !== undefined) msg.tp = p.tp;
     this.#m.picker.onStart?.(p.service, p.iid);
     try {
-      this.#m.enqueue(channel, msg, p.frames, p);
+      this.#m.enqueue(channel, msg, p.framing, p);
     } catch (err) {
       this.#fail(p, asRedmesh(err));
     }
@@ -855,7 +869,7 @@ export class Rpc {
       typ: RpcType.CANCEL,
     } as UmfShort;
     try {
-      this.#m.enqueue(this.#keys.instanceChannel(p.service, p.iid), msg, p.frames);
+      this.#m.enqueue(this.#keys.instanceChannel(p.service, p.iid), msg, p.framing);
     } catch {
       /* best effort */
     }

@@ -52,7 +52,7 @@ describe(onTopology("messaging and RPC"), () => {
     await waitFor(() => got.length === 3, { what: "three messages" });
     assert.deepEqual(got, [{ hello: 1 }, { direct: 2 }, { all: 3 }]);
     const [inst] = await a.registry.instances("callee");
-    assert.deepEqual(inst?.node?.rm?.frames, ["umf-array/1"]);
+    assert.deepEqual(inst?.node?.rm?.frames, ["umf-array/1", "umf-array/2"]);
     await assert.rejects(a.send("nobody", {}), NoInstanceError);
     await assert.rejects(a.send("Bad Name", {}), ValidationError);
   });
@@ -168,6 +168,58 @@ describe(onTopology("messaging and RPC"), () => {
     assert.equal(full, 2);
     assert.equal(peak, 2);
     assert.equal(b.stats().rpc.bulkheadRejected, 2);
+  });
+
+  test("redmesh ends talk in compact frames; a caller that only reads classic frames gets them", async () => {
+    const { a, b } = await pair();
+    b.handle("echo", (x) => x);
+    await a.start();
+    await b.start();
+    const spy = createRedisConnection({ redis: redis.url });
+    await spy.connect();
+    const oldIid = "0123456789abcdef0123456789abcdef";
+    const seen = new Map<string, string[]>();
+    const watch = async (ch: string) => {
+      seen.set(ch, []);
+      await spy.subscribe(ch, (m) => seen.get(ch)?.push(m));
+    };
+    const toB = b.keys.instanceChannel("callee", b.instanceId);
+    const toA = a.keys.instanceChannel("caller", a.instanceId);
+    const toOld = b.keys.instanceChannel("old", oldIid);
+    try {
+      await watch(toB);
+      await watch(toA);
+      await watch(toOld);
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => a.call("callee", "echo", i)));
+      assert.deepEqual(results, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      await waitFor(() => (seen.get(toA)?.length ?? 0) > 0, { what: "replies seen" });
+      for (const p of seen.get(toB) ?? [])
+        assert.ok(p.startsWith(`[{"rm":2,"frm":"${a.instanceId}@caller:/"},{"to":`), p);
+      for (const p of seen.get(toA) ?? []) {
+        assert.ok(p.startsWith(`[{"rm":2,"frm":"${b.instanceId}@callee:/"},{"mid":`), p);
+        assert.ok(!p.includes('"to":'), "replies carry no routes");
+      }
+      // An older redmesh caller (classic frames only) sends a classic frame: it gets routed replies.
+      const req = (mid: string) =>
+        JSON.stringify({
+          to: `${b.instanceId}@callee:/echo`,
+          frm: `${oldIid}@old:/`,
+          mid,
+          typ: "rpc",
+          bdy: mid,
+        });
+      await spy.publish(toB, `[${req("o1")},${req("o2")}]`);
+      await waitFor(() => (seen.get(toOld) ?? []).join("").includes('"rmid":"o2"'), {
+        what: "classic replies",
+      });
+      for (const p of seen.get(toOld) ?? []) {
+        assert.ok(!p.includes('"rm":2'), p);
+        const items = [JSON.parse(p)].flat() as UmfShort[];
+        for (const m of items) assert.equal(m.to, `${oldIid}@old:/`);
+      }
+    } finally {
+      await spy.close();
+    }
   });
 
   test("stray, duplicate and late replies are ignored and counted", async () => {

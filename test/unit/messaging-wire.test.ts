@@ -51,6 +51,39 @@ describe("messaging wire codec", () => {
     assert.deepEqual(run("x".repeat(2000)).dropped, [DropReason.TOO_LARGE]);
   });
 
+  test("compact frames: the header's route fills frm, the receiver's own route fills to", () => {
+    const got: UmfShort[] = [];
+    const dropped: DropReasonValue[] = [];
+    const senders: string[] = [];
+    const o = {
+      maxBytes: 1024,
+      requireSignature: false,
+      self: "me@a:/",
+      onCompact: (f: string) => senders.push(f),
+    };
+    receive(
+      `[{"rm":2,"frm":"you@b:/"},{"mid":"1","rmid":"0","typ":"rpc.r","bdy":1},5,{"to":"x@a:/m","frm":"z@c:/","mid":"2"},{"mid":""}]`,
+      o,
+      (m) => got.push(m),
+      (r) => dropped.push(r),
+    );
+    assert.deepEqual(senders, ["you@b:/"]);
+    assert.deepEqual(
+      got.map((m) => [m.to, m.frm, m.mid]),
+      [
+        ["me@a:/", "you@b:/", "1"],
+        ["x@a:/m", "z@c:/", "2"],
+      ],
+    );
+    assert.deepEqual(dropped, [DropReason.MALFORMED, DropReason.MALFORMED]);
+    // Not a header (wrong version, no route): the array is an ordinary frame, its items checked one by one.
+    const plain = run(`[{"rm":3,"frm":"you@b:/"},{"rm":2,"frm":""},${JSON.stringify(msg())}]`);
+    assert.equal(plain.got.length, 1);
+    assert.deepEqual(plain.dropped, [DropReason.MALFORMED, DropReason.MALFORMED]);
+    // Without routes and outside a compact frame a message is malformed.
+    assert.deepEqual(run(`[{"mid":"1","rmid":"0","typ":"rpc.r"}]`).dropped, [DropReason.MALFORMED]);
+  });
+
   test("asShort checks field types and maps the long form", () => {
     assert.equal(asShort({ ...msg(), dl: "soon" }), undefined);
     assert.equal(asShort({ ...msg(), hdr: [] }), undefined);
