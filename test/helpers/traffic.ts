@@ -3,8 +3,10 @@
  * sharded-channel messages between services, with every outcome recorded (times, typed or not), so a
  * test can measure the outage a fault caused and check that no acknowledged job was lost.
  */
+import assert from "node:assert/strict";
+import { after, afterEach, before } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isRedmeshError, type Service } from "../../src/index.js";
+import { createService, isRedmeshError, type RedisOptions, type Service } from "../../src/index.js";
 import { waitFor } from "./redis-server.js";
 
 /** One finished operation. Times are `performance.now()` values. */
@@ -255,4 +257,45 @@ export async function drain(traffic: Traffic, timeoutMs: number): Promise<void> 
     intervalMs: 100,
     what: "every acknowledged job processed",
   }).catch(() => undefined); // reported (and asserted) by the caller with the numbers
+}
+
+/**
+ * The set-up both fault suites share: services created through `svc()` (each answers `echo`) and
+ * traffic registered with `track()` are stopped after each test, traffic first; the test fails if
+ * anything rejected unhandled or threw uncaught meanwhile. Call at the top level of a test file.
+ */
+export function useFaultHarness(): {
+  svc(name: string, ns: string, redis: RedisOptions): Service;
+  track(traffic: Traffic): Traffic;
+} {
+  const problems: unknown[] = [];
+  const onProblem = (e: unknown) => problems.push(e);
+  const running: Service[] = [];
+  const traffics: Traffic[] = [];
+  before(() => {
+    process.on("unhandledRejection", onProblem);
+    process.on("uncaughtException", onProblem);
+  });
+  after(() => {
+    process.off("unhandledRejection", onProblem);
+    process.off("uncaughtException", onProblem);
+  });
+  afterEach(async () => {
+    // A failed test leaves its traffic running: stop it before the services.
+    await Promise.all(traffics.splice(0).map((t) => t.stop()));
+    await Promise.all(running.splice(0).map((s) => s.stop()));
+    assert.deepEqual(problems, [], "no unhandled rejection or uncaught exception");
+  });
+  return {
+    svc(name, ns, redis) {
+      const s = createService({ name, namespace: ns, redis });
+      s.handle("echo", (x: unknown) => x);
+      running.push(s);
+      return s;
+    },
+    track(traffic) {
+      traffics.push(traffic);
+      return traffic;
+    },
+  };
 }

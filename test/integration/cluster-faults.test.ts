@@ -5,41 +5,15 @@
  * measured on what the application saw.
  */
 import assert from "node:assert/strict";
-import { after, afterEach, before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createService, type RedisOptions, type Service } from "../../src/index.js";
 import { slotOf, startCluster, type TestCluster } from "../helpers/redis-cluster.js";
 import { randomNamespace, type TestRedis, waitFor } from "../helpers/redis-server.js";
-import { drain, jobReport, reportStream, startTraffic, type Traffic, warmUp } from "../helpers/traffic.js";
+import { drain, jobReport, reportStream, startTraffic, useFaultHarness, warmUp } from "../helpers/traffic.js";
 
 const NODE_TIMEOUT_MS = 1000;
 
-const problems: unknown[] = [];
-const onProblem = (e: unknown) => problems.push(e);
-const running: Service[] = [];
-const traffics: Traffic[] = [];
-
-before(() => {
-  process.on("unhandledRejection", onProblem);
-  process.on("uncaughtException", onProblem);
-});
-after(() => {
-  process.off("unhandledRejection", onProblem);
-  process.off("uncaughtException", onProblem);
-});
-afterEach(async () => {
-  // A failed test leaves its traffic running: stop it before the services.
-  await Promise.all(traffics.splice(0).map((t) => t.stop()));
-  await Promise.all(running.splice(0).map((s) => s.stop()));
-  assert.deepEqual(problems, [], "no unhandled rejection or uncaught exception");
-});
-
-function svc(name: string, ns: string, redis: RedisOptions): Service {
-  const s = createService({ name, namespace: ns, redis });
-  s.handle("echo", (x: unknown) => x);
-  running.push(s);
-  return s;
-}
+const { svc, track } = useFaultHarness();
 
 /**
  * A service name (`<base>-<i>`) whose `{name}` slot satisfies `wanted(slot, master)`, given the
@@ -92,7 +66,7 @@ describe("Redis Cluster faults under load", () => {
     await warmUp(caller, [a, b]);
 
     const traffic = startTraffic({ caller, targets: [a, b], callTimeoutMs: 1000 });
-    traffics.push(traffic);
+    track(traffic);
     await sleep(1500);
     const killAt = performance.now();
     await victim.kill();
@@ -175,7 +149,7 @@ describe("Redis Cluster faults under load", () => {
         ]);
 
     const traffic = startTraffic({ caller, targets: [a, b], callTimeoutMs: 2000 });
-    traffics.push(traffic);
+    track(traffic);
     await sleep(1000);
     const t0 = performance.now();
     // The loaded service's slot moves to y, then the caller's (its reply channel) to x.

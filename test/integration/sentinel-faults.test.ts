@@ -6,40 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { after, afterEach, before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createService, type RedisOptions, type Service } from "../../src/index.js";
+import type { RedisOptions } from "../../src/index.js";
 import { startSentinel, type TestSentinel } from "../helpers/redis-cluster.js";
 import { randomNamespace, waitFor } from "../helpers/redis-server.js";
-import { drain, jobReport, reportStream, startTraffic, type Traffic, warmUp } from "../helpers/traffic.js";
+import { drain, jobReport, reportStream, startTraffic, useFaultHarness, warmUp } from "../helpers/traffic.js";
 
 const WRITES_BACK_MS = 5000;
 
-const problems: unknown[] = [];
-const onProblem = (e: unknown) => problems.push(e);
-const running: Service[] = [];
-const traffics: Traffic[] = [];
-
-before(() => {
-  process.on("unhandledRejection", onProblem);
-  process.on("uncaughtException", onProblem);
-});
-after(() => {
-  process.off("unhandledRejection", onProblem);
-  process.off("uncaughtException", onProblem);
-});
-afterEach(async () => {
-  await Promise.all(traffics.splice(0).map((t) => t.stop()));
-  await Promise.all(running.splice(0).map((s) => s.stop()));
-  assert.deepEqual(problems, [], "no unhandled rejection or uncaught exception");
-});
-
-function svc(name: string, ns: string, redis: RedisOptions): Service {
-  const s = createService({ name, namespace: ns, redis });
-  s.handle("echo", (x: unknown) => x);
-  running.push(s);
-  return s;
-}
+const { svc, track } = useFaultHarness();
 
 describe("Redis Sentinel failovers under load", () => {
   let s: TestSentinel;
@@ -61,7 +37,7 @@ describe("Redis Sentinel failovers under load", () => {
     await Promise.all([a.start(), b.start(), caller.start()]);
     await warmUp(caller, [a, b]);
     const traffic = startTraffic({ caller, targets: [a, b], callTimeoutMs: 1000 });
-    traffics.push(traffic);
+    track(traffic);
     const lag = monitorEventLoopDelay({ resolution: 10 });
     lag.enable();
     await sleep(1000);
