@@ -44,6 +44,16 @@ import {
 const MAX_FRAME_MESSAGES = 32;
 
 /**
+ * How many incoming messages one turn of the event loop handles before further frames wait for this
+ * turn's replies to be written (see `Messenger.#receive`). Small frames from many senders still go
+ * through in bulk; a second big frame waits, so the peer gets work before this side takes on more.
+ */
+const STAGGER_AFTER_MESSAGES = 16;
+
+/** How many held messages one release turn handles (a backlog drains in bigger steps). */
+const RELEASE_MESSAGES = 64;
+
+/**
  * Settled once: `.then()` on it queues a microtask. Cheaper than `queueMicrotask()`, which makes an
  * `AsyncResource` per call (and runs the async hooks AsyncLocalStorage installs, once a handler ran).
  */
@@ -95,6 +105,11 @@ export interface MessagingStats {
   publishes: number;
   /** Payloads over `maxMessageBytes`, dropped before parsing. */
   tooLarge: number;
+  /**
+   * Incoming frames held until this side's replies of the same event-loop turn were written (so the
+   * peer works while this side handles them); handled in arrival order a turn or two later.
+   */
+  held: number;
   /** Malformed payloads or messages, dropped. */
   malformed: number;
   /** Unsigned (under enforcement) or badly signed messages, dropped. */
@@ -174,6 +189,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     sent: 0,
     publishes: 0,
     tooLarge: 0,
+    held: 0,
     malformed: 0,
     badSignature: 0,
     replayed: 0,
@@ -270,6 +286,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   /** Flush what is queued and unsubscribe. Idempotent. */
   async stop(): Promise<void> {
     if (!this.#running) return;
+    this.#releaseAll();
     this.#running = false;
     this.#flushAll();
     for (const ch of this.#channels) {
@@ -281,12 +298,61 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     }
   }
 
+  /**
+   * Frames are handled as they arrive until this turn of the event loop has handled
+   * {@link STAGGER_AFTER_MESSAGES} messages; later frames wait until the replies of this turn are written
+   * (see {@link #release}). Order is kept: nothing overtakes a held frame.
+   */
   #receive(text: string): void {
+    if (this.#held.length > 0 || this.#turnMessages >= STAGGER_AFTER_MESSAGES) {
+      this.#held.push(text);
+      this.stats.held++;
+      if (this.#held.length === 1) setImmediate(this.#releaseSoon);
+      return;
+    }
+    this.#handleFrame(text);
+  }
+
+  #handleFrame(text: string): void {
+    if (!this.#turnOpen) {
+      this.#turnOpen = true;
+      setImmediate(this.#endTurn);
+    }
     receive(text, this.#recv, this.#deliver, this.#drop);
+  }
+
+  /** Messages handled in this turn of the event loop (reset in its check phase). */
+  #turnMessages = 0;
+  #turnOpen = false;
+  /** Frames that arrived after this turn's budget: handled, in order, once its replies are written. */
+  readonly #held: string[] = [];
+  readonly #endTurn = () => {
+    this.#turnOpen = false;
+    this.#turnMessages = 0;
+  };
+  /**
+   * Two hops: node-redis writes what this turn published in an immediate of its own, queued after
+   * this one; the second hop runs after that write, so the peer already works on this turn's replies
+   * (and requests) while the held frames are handled. Without it, caller and callee take turns on
+   * everything in flight; with it they overlap (measured at 64 calls in flight: ≈ 110k → 146k–180k
+   * req/s on 2 cores).
+   */
+  readonly #releaseSoon = () => setImmediate(this.#release);
+  readonly #release = () => {
+    while (this.#held.length > 0 && this.#turnMessages < RELEASE_MESSAGES) {
+      this.#handleFrame(this.#held.shift() as string);
+    }
+    if (this.#held.length > 0) setImmediate(this.#releaseSoon);
+  };
+
+  /** Handle every held frame now (stopping: nothing received is left behind). */
+  #releaseAll(): void {
+    while (this.#held.length > 0) this.#handleFrame(this.#held.shift() as string);
   }
 
   #dispatch(m: UmfShort): void {
     this.stats.received++;
+    this.#turnMessages++;
     try {
       if (this.#router?.(m)) return;
     } catch (err) {
