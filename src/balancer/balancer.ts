@@ -280,7 +280,7 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
 
   /**
    * Close every open circuit (e.g. when Redis is back after an outage: the timeouts seen meanwhile
-   * were Redis's, not the instances'). Returns how many were not closed.
+   * were Redis's, not the instances'). Returns how many were open.
    */
   resetBreakers(): number {
     let n = 0;

@@ -189,7 +189,7 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
 
   /** `keySlot()` with a small cache: a service sends to the same few keys and channels over and over. */
   #slotOf(key: string | Buffer): number {
-    if (typeof key !== "string") return keySlot(key.toString("latin1"));
+    if (typeof key !== "string") return keySlot(key);
     let slot = this.#slotCache.get(key);
     if (slot === undefined) {
       slot = keySlot(key);
@@ -241,7 +241,8 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
       if (o.tls) Object.assign(s, { tls: true }, toTlsConnectionOptions(n.host, o.tls));
       return { socket: s };
     });
-    if (o.tls) Object.assign(socket, { tls: true }, toTlsConnectionOptions(o.nodes[0]?.host ?? "", o.tls));
+    // Node defaults (discovered nodes too): no server name from one seed's host.
+    if (o.tls) Object.assign(socket, { tls: true }, toTlsConnectionOptions(undefined, o.tls));
     const cluster = createCluster({
       rootNodes,
       defaults,
@@ -277,9 +278,10 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
   #publishAll(cluster: NodeRedisCluster, channel: string, message: string | Buffer): Promise<number> {
     return cluster.sendCommand(undefined, false, ["PUBLISH", channel, message]) as Promise<number>;
   }
+
   /** SPUBLISH, published again for a while when it reached nobody just after its slot moved. */
   async #spublish(cluster: NodeRedisCluster, channel: string, message: string | Buffer): Promise<number> {
-    const slot = keySlot(channel);
+    const slot = this.#slotOf(channel);
     let delay = 10;
     for (;;) {
       this.#noteSlotOwner(cluster, slot);
@@ -291,6 +293,7 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
       delay = Math.min(delay * 2, 200);
     }
   }
+
   /** Record which node owns `slot` now; returns when its owner last changed (0: never seen change). */
   #noteSlotOwner(cluster: NodeRedisCluster, slot: number): number {
     const address = (cluster.slots[slot] as { master?: { address?: string } } | undefined)?.master?.address;

@@ -490,13 +490,15 @@ export function redact(url: string): string {
 }
 
 /** Node TLS options for a resolved TLS config. */
-export function toTlsConnectionOptions(host: string, tls: RedisTlsOptions): TlsConnectionOptions {
+export function toTlsConnectionOptions(host: string | undefined, tls: RedisTlsOptions): TlsConnectionOptions {
   const out: TlsConnectionOptions = { rejectUnauthorized: tls.rejectUnauthorized ?? true };
   if (tls.ca !== undefined) out.ca = tls.ca;
   if (tls.cert !== undefined) out.cert = tls.cert;
   if (tls.key !== undefined) out.key = tls.key;
-  // SNI must not be an IP address; Node still checks the IP against the certificate's SAN.
-  const servername = tls.servername ?? (/^[\d.]+$|:/.test(host) ? undefined : host);
+  // SNI must not be an IP address; Node still checks the IP against the certificate's SAN. Without a
+  // host (settings shared by every node of a Cluster or Sentinel set-up) no name is derived: each
+  // connection's certificate is then checked against its own host.
+  const servername = tls.servername ?? (host === undefined || /^[\d.]+$|:/.test(host) ? undefined : host);
   if (servername !== undefined) out.servername = servername;
   return out;
 }

@@ -91,20 +91,22 @@ export class SentinelConnection extends DriverConnection<NodeRedisSentinel> impl
 
   #makeSentinel(): NodeRedisSentinel {
     const o = this.#options;
-    const socket = (host: string): Record<string, unknown> => ({
+    // Shared by every node and sentinel: no server name derived from one host (each is checked
+    // against its own).
+    const socket = (): Record<string, unknown> => ({
       connectTimeout: o.connectTimeoutMs,
       keepAlive: true,
       noDelay: true,
       reconnectStrategy: (retries: number) =>
         Math.min(50 * 2 ** Math.min(retries, 10), o.maxReconnectDelayMs),
-      ...(o.tls ? { tls: true, ...toTlsConnectionOptions(host, o.tls) } : {}),
+      ...(o.tls ? { tls: true, ...toTlsConnectionOptions(undefined, o.tls) } : {}),
     });
-    const nodeClientOptions: Record<string, unknown> = { socket: socket(o.sentinels[0]?.host ?? "") };
+    const nodeClientOptions: Record<string, unknown> = { socket: socket() };
     if (o.username !== undefined) nodeClientOptions.username = o.username;
     if (o.password !== undefined) nodeClientOptions.password = o.password;
     if (o.db !== 0) nodeClientOptions.database = o.db;
     if (this.#clientName) nodeClientOptions.name = this.#clientName;
-    const sentinelClientOptions: Record<string, unknown> = { socket: socket(o.sentinels[0]?.host ?? "") };
+    const sentinelClientOptions: Record<string, unknown> = { socket: socket() };
     if (o.sentinelUsername !== undefined) sentinelClientOptions.username = o.sentinelUsername;
     if (o.sentinelPassword !== undefined) sentinelClientOptions.password = o.sentinelPassword;
     const sentinel = createSentinel({

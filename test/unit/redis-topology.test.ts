@@ -12,6 +12,7 @@ import {
   routingKey,
   SentinelConnection,
 } from "../../src/redis/index.js";
+import { toTlsConnectionOptions } from "../../src/redis/options.js";
 
 describe("redis topologies: options", () => {
   test("a cluster seed list, with credentials from the first URL", () => {
@@ -106,6 +107,14 @@ describe("redis topologies: cluster routing", () => {
     assert.notEqual(keySlot("{}a"), keySlot(""));
     assert.equal(keySlot("a{}{b}"), keySlot(Buffer.from("a{}{b}")));
     for (let i = 0; i < 1000; i++) assert.ok(keySlot(`k${i}`) < 16384);
+  });
+
+  test("TLS settings shared by every node name no server: each node is checked against its own host", () => {
+    const tls = { ca: "pem", rejectUnauthorized: true };
+    assert.equal(toTlsConnectionOptions(undefined, tls).servername, undefined);
+    assert.equal(toTlsConnectionOptions("redis-a.internal", tls).servername, "redis-a.internal");
+    assert.equal(toTlsConnectionOptions("10.0.0.1", tls).servername, undefined, "SNI is never an IP");
+    assert.equal(toTlsConnectionOptions(undefined, { servername: "r.example" }).servername, "r.example");
   });
 
   test("commands are routed by their key", () => {
