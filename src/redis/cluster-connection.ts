@@ -18,7 +18,12 @@ import { createCluster } from "@redis/client";
 import { ConnectionError } from "../errors.js";
 import { RedisConnection } from "./connection.js";
 import { DriverConnection } from "./driver-connection.js";
-import { type ResolvedClusterOptions, toTlsConnectionOptions } from "./options.js";
+import {
+  handshakeOptions,
+  type ResolvedClusterOptions,
+  socketOptions,
+  toTlsConnectionOptions,
+} from "./options.js";
 import { isShardedChannel, keySlot, routingKey } from "./routing.js";
 import { type CommandOptions, type RedisArg, type RedisHandle, toArgs, translateError } from "./types.js";
 
@@ -218,31 +223,21 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
 
   #makeCluster(): NodeRedisCluster {
     const o = this.#options;
-    const socket: Record<string, unknown> = {
-      connectTimeout: o.connectTimeoutMs,
-      keepAlive: true,
-      noDelay: true,
-      // Capped lower than a standalone connection's: while a master is unreachable every reconnection
+    const defaults: Record<string, unknown> = {
+      // Node defaults (discovered nodes too): no TLS server name from one seed's host. The reconnect
+      // backoff is capped lower than a standalone connection's: while a master is unreachable every
       // attempt also refreshes the slot map (below), so this interval bounds how late the client
       // learns that a replica took over.
-      reconnectStrategy: (retries: number) =>
-        Math.min(50 * 2 ** Math.min(retries, 10), o.maxReconnectDelayMs, NODE_RECONNECT_MAX_MS),
-    };
-    const defaults: Record<string, unknown> = {
-      socket,
+      socket: socketOptions(o, undefined, Math.min(o.maxReconnectDelayMs, NODE_RECONNECT_MAX_MS)),
       // Fail fast while a node is unreachable instead of queueing unboundedly.
       disableOfflineQueue: true,
+      ...handshakeOptions(o.username, o.password, this.#clientName),
     };
-    if (o.username !== undefined) defaults.username = o.username;
-    if (o.password !== undefined) defaults.password = o.password;
-    if (this.#clientName) defaults.name = this.#clientName;
     const rootNodes = o.nodes.map((n) => {
       const s: Record<string, unknown> = { host: n.host, port: n.port };
       if (o.tls) Object.assign(s, { tls: true }, toTlsConnectionOptions(n.host, o.tls));
       return { socket: s };
     });
-    // Node defaults (discovered nodes too): no server name from one seed's host.
-    if (o.tls) Object.assign(socket, { tls: true }, toTlsConnectionOptions(undefined, o.tls));
     const cluster = createCluster({
       rootNodes,
       defaults,

@@ -20,10 +20,11 @@ import { ConnectionError, ErrorCode, RedisReplyError, StateError, TimeoutError }
 import { ConnectionBase } from "./base.js";
 import { DeadlineTracker } from "./deadlines.js";
 import {
+  handshakeOptions,
   type RedisOptions,
   type ResolvedStandaloneOptions,
   resolveRedisOptions,
-  toTlsConnectionOptions,
+  socketOptions,
 } from "./options.js";
 import {
   type CommandOptions,
@@ -109,31 +110,18 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
 
   #makeClient(role: "cmd" | "sub"): NodeRedisClient {
     const o = this.#options;
-    const socket: Record<string, unknown> = {
-      host: o.host,
-      port: o.port,
-      connectTimeout: o.connectTimeoutMs,
-      keepAlive: true,
-      noDelay: true,
-      // Exponential backoff from 50 ms, capped: a restarted Redis is found again within the cap.
-      reconnectStrategy: (retries: number) =>
-        Math.min(50 * 2 ** Math.min(retries, 10), o.maxReconnectDelayMs),
-    };
-    if (o.tls) Object.assign(socket, { tls: true }, toTlsConnectionOptions(o.host, o.tls));
+    const name = this.#clientName ? `${this.#clientName}${role === "sub" ? ":sub" : ""}` : undefined;
     const clientOpts: Record<string, unknown> = {
-      socket,
+      socket: { host: o.host, port: o.port, ...socketOptions(o, o.host) },
       // RESP3 (node-redis' default): maps arrive as plain objects (HGETALL → Record<string, string>).
       RESP: 3,
       // Fail fast while disconnected instead of queueing unboundedly (DESIGN.md §4 "Redis faults").
       disableOfflineQueue: true,
       // One deadline per operation, set by the caller; a timer per command costs ≈ 3× throughput.
       commandOptions: { timeout: 0 },
+      ...handshakeOptions(o.username, o.password, name),
     };
-    if (o.username !== undefined) clientOpts.username = o.username;
-    if (o.password !== undefined) clientOpts.password = o.password;
     if (o.db !== 0) clientOpts.database = o.db;
-    const name = this.#clientName ? `${this.#clientName}${role === "sub" ? ":sub" : ""}` : undefined;
-    if (name) clientOpts.name = name;
     const client = new LeanRedisClient(
       clientOpts as ConstructorParameters<typeof LeanRedisClient>[0],
     ) as unknown as NodeRedisClient;
@@ -404,6 +392,7 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
         connectTimeoutMs: o.connectTimeoutMs,
         maxReconnectDelayMs: o.maxReconnectDelayMs,
         commandTimeoutMs: o.commandTimeoutMs,
+        stallTimeoutMs: o.stallTimeoutMs,
       },
       ...(name === undefined ? {} : { clientName: name }),
     });

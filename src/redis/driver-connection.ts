@@ -9,7 +9,7 @@
 import { ConnectionError, ErrorCode, StateError } from "../errors.js";
 import { ConnectionBase } from "./base.js";
 import { DeadlineTracker } from "./deadlines.js";
-import type { ResolvedCommonOptions } from "./options.js";
+import { type ResolvedCommonOptions, reconnectDelayMs } from "./options.js";
 import { type CommandOptions, ConnectionStatus, type RedisArg, translateError } from "./types.js";
 
 /** Base class of connections built on one self-managing node-redis client object `D`. */
@@ -82,7 +82,7 @@ export abstract class DriverConnection<D> extends ConnectionBase {
       } catch (err) {
         if (this.driver === driver) this.driver = undefined;
         this.reportError(this.connectFailure(err));
-        const delay = Math.min(50 * 2 ** Math.min(attempt++, 10), this.settings.maxReconnectDelayMs);
+        const delay = reconnectDelayMs(attempt++, this.settings.maxReconnectDelayMs);
         await new Promise((r) => setTimeout(r, delay).unref());
       }
     }

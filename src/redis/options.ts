@@ -489,6 +489,45 @@ export function redact(url: string): string {
   return url.replace(/\/\/([^:@/]*):([^@/]*)@/, "//$1:***@");
 }
 
+/** Delay before reconnection attempt `retries`: exponential from 50 ms, capped at `maxMs`. */
+export function reconnectDelayMs(retries: number, maxMs: number): number {
+  return Math.min(50 * 2 ** Math.min(retries, 10), maxMs);
+}
+
+/**
+ * node-redis socket settings every connection of every topology uses: connect timeout, keep-alive,
+ * no Nagle, the reconnect backoff (capped at `maxDelayMs`, default `maxReconnectDelayMs`), and TLS.
+ * `tlsHost` names the server for TLS; `undefined` for settings shared by several nodes.
+ */
+export function socketOptions(
+  o: ResolvedCommonOptions,
+  tlsHost: string | undefined,
+  maxDelayMs = o.maxReconnectDelayMs,
+): Record<string, unknown> {
+  const socket: Record<string, unknown> = {
+    connectTimeout: o.connectTimeoutMs,
+    keepAlive: true,
+    noDelay: true,
+    // A restarted Redis is found again within the cap.
+    reconnectStrategy: (retries: number) => reconnectDelayMs(retries, maxDelayMs),
+  };
+  if (o.tls) Object.assign(socket, { tls: true }, toTlsConnectionOptions(tlsHost, o.tls));
+  return socket;
+}
+
+/** The credentials and client name node-redis sends in its handshake (only the ones that are set). */
+export function handshakeOptions(
+  username: string | undefined,
+  password: string | undefined,
+  name: string | undefined,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (username !== undefined) out.username = username;
+  if (password !== undefined) out.password = password;
+  if (name) out.name = name;
+  return out;
+}
+
 /** Node TLS options for a resolved TLS config. */
 export function toTlsConnectionOptions(host: string | undefined, tls: RedisTlsOptions): TlsConnectionOptions {
   const out: TlsConnectionOptions = { rejectUnauthorized: tls.rejectUnauthorized ?? true };

@@ -13,7 +13,7 @@
 import { createSentinel } from "@redis/client";
 import { ConnectionError } from "../errors.js";
 import { DriverConnection } from "./driver-connection.js";
-import { type ResolvedSentinelOptions, toTlsConnectionOptions } from "./options.js";
+import { handshakeOptions, type ResolvedSentinelOptions, socketOptions } from "./options.js";
 import {
   type CommandOptions,
   ConnectionStatus,
@@ -91,24 +91,17 @@ export class SentinelConnection extends DriverConnection<NodeRedisSentinel> impl
 
   #makeSentinel(): NodeRedisSentinel {
     const o = this.#options;
-    // Shared by every node and sentinel: no server name derived from one host (each is checked
-    // against its own).
-    const socket = (): Record<string, unknown> => ({
-      connectTimeout: o.connectTimeoutMs,
-      keepAlive: true,
-      noDelay: true,
-      reconnectStrategy: (retries: number) =>
-        Math.min(50 * 2 ** Math.min(retries, 10), o.maxReconnectDelayMs),
-      ...(o.tls ? { tls: true, ...toTlsConnectionOptions(undefined, o.tls) } : {}),
-    });
-    const nodeClientOptions: Record<string, unknown> = { socket: socket() };
-    if (o.username !== undefined) nodeClientOptions.username = o.username;
-    if (o.password !== undefined) nodeClientOptions.password = o.password;
+    // Shared by every node and sentinel: no TLS server name derived from one host (each connection is
+    // checked against its own).
+    const nodeClientOptions: Record<string, unknown> = {
+      socket: socketOptions(o, undefined),
+      ...handshakeOptions(o.username, o.password, this.#clientName),
+    };
     if (o.db !== 0) nodeClientOptions.database = o.db;
-    if (this.#clientName) nodeClientOptions.name = this.#clientName;
-    const sentinelClientOptions: Record<string, unknown> = { socket: socket() };
-    if (o.sentinelUsername !== undefined) sentinelClientOptions.username = o.sentinelUsername;
-    if (o.sentinelPassword !== undefined) sentinelClientOptions.password = o.sentinelPassword;
+    const sentinelClientOptions: Record<string, unknown> = {
+      socket: socketOptions(o, undefined),
+      ...handshakeOptions(o.sentinelUsername, o.sentinelPassword, undefined),
+    };
     const sentinel = createSentinel({
       name: o.name,
       sentinelRootNodes: o.sentinels.map((s) => ({ host: s.host, port: s.port })),

@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ConnectionError, isRedmeshError, RedisReplyError, ValidationError } from "../../src/errors.js";
-import { createRedisConnection, defineScript, resolveRedisOptions } from "../../src/redis/index.js";
+import {
+  createRedisConnection,
+  defineScript,
+  type RedisConnection,
+  resolveRedisOptions,
+} from "../../src/redis/index.js";
 import { startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
 
 describe("redis connection layer", () => {
@@ -25,6 +30,24 @@ describe("redis connection layer", () => {
     assert.throws(() => resolveRedisOptions("http://x"), ValidationError);
     assert.throws(() => resolveRedisOptions("redis://x/abc"), /invalid database/);
     assert.throws(() => resolveRedisOptions({ cluster: ["redis://a"] }), /createRedisConnection/);
+  });
+
+  test("duplicate() keeps every setting (the blocking connection of a queue gets the same watchdog)", () => {
+    const c = createRedisConnection({
+      redis: {
+        url: "redis://u:p@127.0.0.1:1/2",
+        connectTimeoutMs: 123,
+        maxReconnectDelayMs: 77,
+        commandTimeoutMs: 456,
+        stallTimeoutMs: 600,
+      },
+    }) as RedisConnection;
+    const d = c.duplicate("blocking");
+    const { display: _a, clientName: _b, ...want } = c.options;
+    const { display: _c, clientName: _d, ...got } = d.options;
+    assert.deepEqual(got, want);
+    c.destroy();
+    d.destroy();
   });
 
   test("commands, pipeline, multi, scripts and pub/sub", async () => {
