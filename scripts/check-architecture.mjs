@@ -21,7 +21,7 @@ walk(root);
 // Layer of a file: lower numbers may not import higher ones.
 const layerOf = (f) => {
   const r = relative(root, f).replaceAll("\\", "/");
-  if (/^(errors|keys|logger)\.ts$/.test(r) || r.startsWith("envelope/")) return 0;
+  if (/^(errors|keys|logger|async)\.ts$/.test(r) || r.startsWith("envelope/")) return 0;
   if (r.startsWith("redis/")) return 1;
   if (r === "service.ts") return 3;
   if (r.startsWith("gateway/") || r.startsWith("dashboard/")) return 4;

@@ -13,6 +13,7 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { hostname as osHostname } from "node:os";
+import { InFlight } from "./async.js";
 import {
   type Balancer,
   type BalancerOptions,
@@ -250,8 +251,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   readonly balancer: Balancer | undefined;
   #state: ServiceStateValue = ServiceState.IDLE;
   #draining = false;
-  #inFlight = 0;
-  #idleWaiters: Array<() => void> = [];
+  readonly #work = new InFlight();
   #startedOn = "";
   #stopping: Promise<void> | undefined;
   readonly #queues = new Map<string, Queue<unknown>>();
@@ -342,7 +342,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       service: this.name,
       instanceId,
       intervalMs: this.#o.healthIntervalMs,
-      inFlight: () => this.#inFlight,
+      inFlight: () => this.#work.count,
       draining: () => this.#draining,
       logger: this.logger,
       counters: () => ({
@@ -454,7 +454,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
 
   /** Work in progress (RPC handlers, jobs) counted through {@link beginWork}. */
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#work.count;
   }
 
   /** Presence and health settings in force. */
@@ -604,30 +604,12 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
    * that ends it; calling that more than once has no further effect.
    */
   beginWork(): () => void {
-    this.#inFlight++;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.#inFlight--;
-      if (this.#inFlight === 0) for (const w of this.#idleWaiters.splice(0)) w();
-    };
+    return this.#work.begin();
   }
 
-  #waitIdle(timeoutMs: number): Promise<void> {
-    if (this.#inFlight === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== done);
-        this.logger.warn({ inFlight: this.#inFlight }, "stop grace period ended with work still in flight");
-        resolve();
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(t);
-        resolve();
-      };
-      this.#idleWaiters.push(done);
-    });
+  async #waitIdle(timeoutMs: number): Promise<void> {
+    if (!(await this.#work.whenIdle(timeoutMs)))
+      this.logger.warn({ inFlight: this.#work.count }, "stop grace period ended with work still in flight");
   }
 
   /**
@@ -741,7 +723,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       badRegistryEvents: d.badEvents,
       pruned: d.pruned,
       healthWrites: this.#health.stats.writes,
-      inFlight: this.#inFlight,
+      inFlight: this.#work.count,
       logDropped: this.log.stats.dropped,
       messaging: { ...this.#messenger.stats },
       rpc: this.#rpc.stats,

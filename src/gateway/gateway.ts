@@ -23,6 +23,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import { type Duplex, Transform } from "node:stream";
 import { Pool } from "undici";
+import { InFlight, settleWithin } from "../async.js";
 import { type Balancer, createBalancer, type InstancePicker } from "../balancer/index.js";
 import { createDashboard, type Dashboard, type DashboardOptions } from "../dashboard/index.js";
 import { safeJsonParse } from "../envelope/umf.js";
@@ -235,8 +236,7 @@ export class Gateway {
   readonly #sockets = new Set<Socket>();
   #table = new RouteTable();
   #state: GatewayStateValue = GatewayState.IDLE;
-  #inFlight = 0;
-  #idleWaiters: Array<() => void> = [];
+  readonly #work = new InFlight();
   #refreshTimer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #refreshAgain = false;
@@ -382,7 +382,7 @@ export class Gateway {
 
   /** Requests being handled now. */
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#work.count;
   }
 
   /** The current route table (rebuilt on registry changes). */
@@ -479,12 +479,7 @@ export class Gateway {
     const grace = this.#o.limits.stopGraceMs;
     await Promise.all(
       [...this.#pools.values()].map(async (p) => {
-        let t: NodeJS.Timeout | undefined;
-        const late = new Promise<void>((resolve) => {
-          t = setTimeout(resolve, grace);
-        });
-        await Promise.race([p.close().catch(() => undefined), late]);
-        clearTimeout(t);
+        await settleWithin(p.close(), grace);
         if (!p.closed) await p.destroy().catch(() => undefined);
       }),
     );
@@ -493,23 +488,12 @@ export class Gateway {
     await this.service.stop();
   }
 
-  #waitIdle(timeoutMs: number): Promise<void> {
-    if (this.#inFlight === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const t = setTimeout(() => {
-        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== done);
-        this.#logger.warn(
-          { inFlight: this.#inFlight },
-          "gateway stop grace period ended with requests in flight",
-        );
-        resolve();
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(t);
-        resolve();
-      };
-      this.#idleWaiters.push(done);
-    });
+  async #waitIdle(timeoutMs: number): Promise<void> {
+    if (!(await this.#work.whenIdle(timeoutMs)))
+      this.#logger.warn(
+        { inFlight: this.#work.count },
+        "gateway stop grace period ended with requests in flight",
+      );
   }
 
   // ---- route table ----
@@ -604,7 +588,7 @@ export class Gateway {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const t0 = performance.now();
-    this.#inFlight++;
+    const endWork = this.#work.begin();
     this.metrics.inFlight.inc();
     const method = (req.method ?? "GET").toUpperCase();
     const reqIdIn = req.headers[REQUEST_ID_HEADER];
@@ -615,14 +599,13 @@ export class Gateway {
     const finish = () => {
       if (finished) return;
       finished = true;
-      this.#inFlight--;
+      endWork();
       this.metrics.inFlight.dec();
       const status = res.headersSent ? res.statusCode : 499;
       this.metrics.requests.inc({ service: ctx.service, method, status: String(status) });
       if (ctx.service !== NO_SERVICE) {
         this.metrics.latency.observe({ service: ctx.service }, (performance.now() - t0) / 1000);
       }
-      if (this.#inFlight === 0) for (const w of this.#idleWaiters.splice(0)) w();
     };
     res.once("finish", finish);
     res.once("close", finish);

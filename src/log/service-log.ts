@@ -12,6 +12,7 @@
  * @module
  */
 
+import { settleWithin } from "../async.js";
 import { currentContext } from "../context.js";
 import { ConnectionError, ErrorCode, ValidationError } from "../errors.js";
 import { appendHealthLog } from "../health/index.js";
@@ -414,14 +415,7 @@ export class ServiceLog implements LogWriter {
     this.#closed = true;
     clearTimeout(this.#retry);
     this.#retry = undefined;
-    let t: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.flush(),
-      new Promise<void>((r) => {
-        t = setTimeout(r, timeoutMs);
-      }),
-    ]);
-    clearTimeout(t);
+    await settleWithin(this.flush(), timeoutMs);
     this.#stats.dropped += this.#buf.length;
     this.#buf = [];
   }

@@ -20,6 +20,7 @@
 
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
+import { settleWithin } from "../async.js";
 import { runWithContext } from "../context.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../envelope/index.js";
 import {
@@ -1316,13 +1317,12 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     this.#blocking?.destroy();
     // 2. Let running handlers finish, bounded by the grace period.
     if (this.#active > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, graceMs);
-        this.#idleWaiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+      await settleWithin(
+        new Promise<void>((resolve) => {
+          this.#idleWaiters.push(resolve);
+        }),
+        graceMs,
+      );
     }
     for (const run of [...this.#running]) {
       abortRun(run, new AbortError(`queue "${this.name}" is stopping`));
@@ -1340,16 +1340,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       if (this.#acks.length > 0 && this.#errorStreak > 0) await new Promise<void>((r) => setTimeout(r, 50));
     }
     this.#state = QueueState.STOPPED;
-    if (this.#ops.size > 0) {
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.allSettled([...this.#ops]),
-        new Promise<void>((r) => {
-          t = setTimeout(r, Math.max(1000, graceMs));
-        }),
-      ]);
-      clearTimeout(t);
-    }
+    if (this.#ops.size > 0) await settleWithin(Promise.allSettled([...this.#ops]), Math.max(1000, graceMs));
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     clearInterval(this.#sweepTimer);

@@ -186,18 +186,6 @@ export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents>
     });
   }
 
-  /** Wait for `closing` (a graceful driver close) at most `timeoutMs`; never rejects. */
-  protected async closeWithin(closing: Promise<unknown>, timeoutMs: number): Promise<void> {
-    let t: NodeJS.Timeout | undefined;
-    await Promise.race([
-      closing.catch(() => undefined),
-      new Promise<void>((r) => {
-        t = setTimeout(r, timeoutMs);
-      }),
-    ]);
-    clearTimeout(t);
-  }
-
   /** Fail every pending `connect()` wait now (closing while connecting). */
   protected failConnectWaits(err: RedmeshError): void {
     for (const fail of [...this.#connectWaits]) fail(err);

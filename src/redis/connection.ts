@@ -16,6 +16,7 @@
 import { RedisClient, type RedisClientType } from "@redis/client";
 // node-redis 6 has no exports map; this deep import is pinned with the exact dependency version.
 import clientMultiModule from "@redis/client/dist/lib/client/multi-command.js";
+import { settleWithin } from "../async.js";
 import { ConnectionError, ErrorCode, RedisReplyError, StateError, TimeoutError } from "../errors.js";
 import { ConnectionBase } from "./base.js";
 import { DeadlineTracker } from "./deadlines.js";
@@ -418,7 +419,7 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
     await Promise.all(
       clients.map(async (c) => {
         if (!c.isOpen) return;
-        if (wasReady && c.isReady) await this.closeWithin(c.close(), timeoutMs);
+        if (wasReady && c.isReady) await settleWithin(c.close(), timeoutMs);
         if (c.isOpen) c.destroy();
       }),
     );

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { settleWithin } from "../async.js";
 import { ConnectionError, ErrorCode, StateError } from "../errors.js";
 import { ConnectionBase } from "./base.js";
 import { DeadlineTracker } from "./deadlines.js";
@@ -152,7 +153,7 @@ export abstract class DriverConnection<D> extends ConnectionBase {
     this.failConnectWaits(new ConnectionError("the Redis connection was closed while connecting"));
     this.channelListeners.clear();
     if (driver) {
-      if (wasReady) await this.closeWithin(this.closeDriver(driver, true), timeoutMs);
+      if (wasReady) await settleWithin(this.closeDriver(driver, true), timeoutMs);
       await this.closeDriver(driver, false);
     }
     this.#deadlines.rejectAll(new ConnectionError("the Redis connection was closed"));
