@@ -705,12 +705,7 @@ export function buildProgram(io: CliIO): Command {
           if (!io.readFile) throw usage("--file is not available here");
           text = await io.readFile(o.file);
         }
-        let value: unknown;
-        try {
-          value = JSON.parse(text);
-        } catch (err) {
-          throw usage(`the config is not valid JSON: ${(err as Error).message}`);
-        }
+        const value = jsonArg(text, "the config");
         const r = await configClient(s, service).set(
           value,
           o.version === undefined ? {} : { version: o.version },

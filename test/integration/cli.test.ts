@@ -1,37 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
-import { ExitCode, runCli } from "../../src/cli/program.js";
+import { ExitCode } from "../../src/cli/program.js";
 import { createService, type Instance, type Service } from "../../src/index.js";
+import { cli } from "../helpers/cli.js";
 import { freePort, randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
-
-/** Run the CLI in-process with captured output. */
-async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-  extra: { signal?: AbortSignal; files?: Record<string, string>; onOut?: (all: string) => void } = {},
-) {
-  let out = "";
-  let err = "";
-  const code = await runCli(args, {
-    stdout: {
-      write: (s: string) => {
-        out += s;
-        extra.onOut?.(out);
-      },
-      isTTY: false,
-    },
-    stderr: { write: (s: string) => (err += s), isTTY: false },
-    env,
-    ...(extra.signal ? { signal: extra.signal } : {}),
-    readFile: async (p) => {
-      const f = extra.files?.[p];
-      if (f === undefined) throw new Error(`ENOENT: ${p}`);
-      return f;
-    },
-  });
-  return { code, out, err };
-}
 
 describe("redmesh CLI: registry listings", () => {
   let redis: TestRedis;

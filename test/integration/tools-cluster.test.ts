@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { ExitCode, runCli } from "../../src/cli/program.js";
+import { ExitCode } from "../../src/cli/program.js";
 import { createDashboard } from "../../src/dashboard/index.js";
 import { createGateway, type Gateway } from "../../src/gateway/index.js";
 import {
@@ -14,6 +14,7 @@ import {
   createService,
   type Service,
 } from "../../src/index.js";
+import { cli } from "../helpers/cli.js";
 import { createTestClient } from "../helpers/gateway-client.js";
 import {
   startCluster,
@@ -24,20 +25,6 @@ import {
 import { randomNamespace, waitFor } from "../helpers/redis-server.js";
 
 const PASSWORD = "cluster-horse-battery-staple";
-
-async function cli(args: string[], env: Record<string, string> = {}) {
-  let out = "";
-  let err = "";
-  const code = await runCli(args, {
-    stdout: { write: (s: string) => (out += s), isTTY: false },
-    stderr: { write: (s: string) => (err += s), isTTY: false },
-    env,
-    readFile: async (p) => {
-      throw new Error(`ENOENT: ${p}`);
-    },
-  });
-  return { code, out, err };
-}
 
 describe("tools on a Redis Cluster: CLI, ACL users on every node, gateway, dashboard", () => {
   let cluster: TestCluster;
