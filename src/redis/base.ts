@@ -24,6 +24,7 @@ export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents>
   #everReady = false;
   /** Rejecters of pending `connect()` waits, failed at once by `close()`/`destroy()`. */
   readonly #connectWaits = new Set<(err: RedmeshError) => void>();
+  #closing: Promise<void> | undefined;
   /** Channel → listeners. The first listener of a channel subscribes it, the last one unsubscribes. */
   protected readonly channelListeners = new Map<string, Set<MessageListener>>();
 
@@ -184,6 +185,27 @@ export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents>
       this.#connectWaits.add(done);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /**
+   * Close gracefully: pending replies get at most `timeoutMs`, then the sockets are destroyed.
+   * Idempotent: every call returns the same promise (also after `destroy()`).
+   */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.doClose(options.timeoutMs ?? 1000);
+    return this.#closing;
+  }
+
+  /** The graceful close behind {@link close} (runs once). */
+  protected abstract doClose(timeoutMs: number): Promise<void>;
+
+  /** `destroy()` ran: a later `close()` has nothing left to do. */
+  protected markDestroyed(): void {
+    this.#closing ??= Promise.resolve();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** Fail every pending `connect()` wait now (closing while connecting). */

@@ -72,7 +72,6 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
   #client: NodeRedisClient | undefined;
   #subscriber: NodeRedisClient | undefined;
   #subscriberConnecting: Promise<NodeRedisClient> | undefined;
-  #closing: Promise<void> | undefined;
   readonly #deadlines = new DeadlineTracker();
   /** When the command socket last delivered a reply (epoch ms). */
   #lastReplyAt = 0;
@@ -399,17 +398,7 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
     });
   }
 
-  /**
-   * Close both sockets, waiting for pending replies for at most `timeoutMs` and then destroying
-   * them. Idempotent: every call returns the same promise.
-   */
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.#closing) return this.#closing;
-    this.#closing = this.#doClose(options.timeoutMs ?? 1000);
-    return this.#closing;
-  }
-
-  async #doClose(timeoutMs: number): Promise<void> {
+  protected async doClose(timeoutMs: number): Promise<void> {
     const clients = [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
     const wasReady = this.isReady;
     this.setStatus(ConnectionStatus.CLOSED);
@@ -435,7 +424,7 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
     this.#cancelConnect(clients);
     for (const c of clients) if (c.isOpen) c.destroy();
     this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));
-    this.#closing ??= Promise.resolve();
+    this.markDestroyed();
   }
 
   /**
@@ -447,9 +436,5 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
   #cancelConnect(clients: NodeRedisClient[]): void {
     this.failConnectWaits(new ConnectionError("the Redis connection was closed while connecting"));
     for (const c of clients) if (!c.isReady) c.once("connect", () => c.destroy());
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 }

@@ -20,7 +20,6 @@ export abstract class DriverConnection<D> extends ConnectionBase {
   /** The current driver object (replaced when a connect attempt fails). */
   protected driver: D | undefined;
   #connecting: Promise<void> | undefined;
-  #closing: Promise<void> | undefined;
   readonly #deadlines = new DeadlineTracker();
 
   /** The resolved settings (timeouts, backoff, display). */
@@ -139,14 +138,7 @@ export abstract class DriverConnection<D> extends ConnectionBase {
     return this.withDeadline(run, options?.timeoutMs ?? this.settings.commandTimeoutMs, "MULTI");
   }
 
-  /** Close gracefully (pending replies get `timeoutMs`), then destroy. Idempotent. */
-  close(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (this.#closing) return this.#closing;
-    this.#closing = this.#doClose(options.timeoutMs ?? 1000);
-    return this.#closing;
-  }
-
-  async #doClose(timeoutMs: number): Promise<void> {
+  protected async doClose(timeoutMs: number): Promise<void> {
     const driver = this.driver;
     const wasReady = this.isReady;
     this.setStatus(ConnectionStatus.CLOSED);
@@ -166,10 +158,6 @@ export abstract class DriverConnection<D> extends ConnectionBase {
     this.channelListeners.clear();
     if (this.driver) void this.closeDriver(this.driver, false);
     this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));
-    this.#closing ??= Promise.resolve();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+    this.markDestroyed();
   }
 }
