@@ -79,7 +79,13 @@ function ownSlotRanges(clusterNodes: string): Array<[number, number]> {
 }
 
 /** Start 3 masters + 3 replicas and wait until the cluster is usable and the replicas are in sync. */
-export async function startCluster(options: { nodeTimeoutMs?: number } = {}): Promise<TestCluster> {
+export async function startCluster(
+  options: {
+    nodeTimeoutMs?: number;
+    /** TLS only: clients, the cluster bus and replication all speak TLS (`rediss://` urls). */
+    tls?: { caFile: string; certFile: string; keyFile: string };
+  } = {},
+): Promise<TestCluster> {
   const nodes: TestRedis[] = [];
   try {
     for (let i = 0; i < 6; i++) {
@@ -87,7 +93,9 @@ export async function startCluster(options: { nodeTimeoutMs?: number } = {}): Pr
       nodes.push(
         await startRedis({
           port,
+          ...(options.tls ? { tls: options.tls } : {}),
           args: [
+            ...(options.tls ? ["--tls-cluster", "yes", "--tls-replication", "yes"] : []),
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
@@ -102,6 +110,7 @@ export async function startCluster(options: { nodeTimeoutMs?: number } = {}): Pr
       );
     }
     await redisCli([
+      ...(options.tls ? ["--tls", "--cacert", options.tls.caFile] : []),
       "--cluster",
       "create",
       ...nodes.map((n) => `127.0.0.1:${n.port}`),
