@@ -36,6 +36,11 @@ export function runWithContext<T>(ctx: WorkContext, fn: () => T): T {
   return storage.run(ctx, fn);
 }
 
+/** {@link runWithContext} for a two-argument function, without a closure (a handler's hot path). */
+export function runWithContext2<A, B, T>(ctx: WorkContext, fn: (a: A, b: B) => T, a: A, b: B): T {
+  return storage.run(ctx, fn, a, b);
+}
+
 /** A fresh correlation id (16 random bytes, hex), the same shape as a W3C trace id. */
 export function newCorrelationId(): string {
   return randomBytes(16).toString("hex");

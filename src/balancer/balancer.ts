@@ -411,7 +411,12 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
         return list.length ? list[this.#index(list.length)] : undefined;
       }
       default: {
-        if (n >= 2) {
+        if (n === 1) {
+          // One instance: nothing to compare, no list to build.
+          const only = candidates[0]!;
+          return this.#eligible(only, ctx) ? only : undefined;
+        }
+        {
           const i = this.#index(n);
           const j = (i + 1 + this.#index(n - 1)) % n;
           const a = candidates[i]!;

@@ -50,6 +50,12 @@ const MAX_FRAME_MESSAGES = 32;
  */
 const STAGGER_AFTER_MESSAGES = 16;
 
+/**
+ * Messages counted before the end of the turn is watched (see `Messenger.#turnMessages`): a small
+ * fraction of {@link STAGGER_AFTER_MESSAGES}, so staggering starts after 13 to 16 messages of a turn.
+ */
+const COUNT_TURN_FROM = 4;
+
 /** How many held messages one release turn handles (a backlog drains in bigger steps). */
 const RELEASE_MESSAGES = 64;
 
@@ -314,14 +320,18 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   }
 
   #handleFrame(text: string): void {
-    if (!this.#turnOpen) {
+    receive(text, this.#recv, this.#deliver, this.#drop);
+    if (!this.#turnOpen && this.#turnMessages >= COUNT_TURN_FROM) {
       this.#turnOpen = true;
       setImmediate(this.#endTurn);
     }
-    receive(text, this.#recv, this.#deliver, this.#drop);
   }
 
-  /** Messages handled in this turn of the event loop (reset in its check phase). */
+  /**
+   * Messages handled in this turn of the event loop (reset in its check phase). The reset is only
+   * scheduled once a few messages were counted: a lone message per turn (one call at a time) costs no
+   * immediate, and at most {@link COUNT_TURN_FROM} − 1 messages of earlier turns are counted with it.
+   */
   #turnMessages = 0;
   #turnOpen = false;
   /** Frames that arrived after this turn's budget: handled, in order, once its replies are written. */
@@ -497,7 +507,7 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   }
 
   /** Live instances of a service from the cache, reading Redis only when it is not cached yet. */
-  async candidates(service: string): Promise<Instance[]> {
+  async candidates(service: string): Promise<readonly Instance[]> {
     return this.#discovery.cachedInstances(service) ?? (await this.#discovery.instances(service));
   }
 

@@ -71,16 +71,36 @@ interface CacheEntry {
   /** When the last successful read was sent: Redis answered about a moment at or after this. */
   confirmedAt: number;
   loading: Promise<void> | undefined;
+  /** The live instances as last computed (shared, never mutated); `undefined` after any change. */
+  live: readonly Instance[] | undefined;
+  /** When `live` may next change by time alone (the earliest deadline it relies on). */
+  liveUntil: number;
 }
 
 /**
- * Whether a cached instance still counts as live. Its presence deadline passing is not enough: only a
- * read sent after the deadline proves Redis saw no heartbeat. So while Redis cannot be read (a pause,
- * an outage of this caller's connection) instances are kept, not reported gone; once Redis answers,
- * the reconciliation (every `reconcileMs`) drops the dead ones.
+ * The live instances of a cache entry. An instance's presence deadline passing is not enough to drop
+ * it: only a read sent after the deadline proves Redis saw no heartbeat. So while Redis cannot be read
+ * (a pause, an outage of this caller's connection) instances are kept, not reported gone; once Redis
+ * answers, the reconciliation (every `reconcileMs`) drops the dead ones.
+ *
+ * The list is computed once and shared until the entry changes or the clock passes the earliest
+ * deadline it relies on (an instance whose deadline is after `confirmedAt` stays live whatever the
+ * clock says), so a call does not allocate one.
  */
-function isLive(inst: Instance, entry: CacheEntry, now: number): boolean {
-  return inst.deadline > now || inst.deadline > entry.confirmedAt;
+function liveList(entry: CacheEntry, now: number): readonly Instance[] {
+  if (entry.live !== undefined && now < entry.liveUntil) return entry.live;
+  const out: Instance[] = [];
+  let until = Number.POSITIVE_INFINITY;
+  for (const inst of entry.instances.values()) {
+    if (inst.deadline > entry.confirmedAt) out.push(inst);
+    else if (inst.deadline > now) {
+      out.push(inst);
+      if (inst.deadline < until) until = inst.deadline;
+    }
+  }
+  entry.live = out;
+  entry.liveUntil = until;
+  return out;
 }
 
 /** The discovery cache. Get one from {@link createDiscovery}; `start()` subscribes, `stop()` releases. */
@@ -190,12 +210,16 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
             true,
           );
           entry.instances.set(ev.iid, inst);
+          entry.live = undefined;
           if (!prev) this.emit("join", inst);
         }
         break;
       }
       case "leave":
-        if (entry?.instances.delete(ev.iid)) this.emit("leave", { service: ev.svc, id: ev.iid });
+        if (entry?.instances.delete(ev.iid)) {
+          entry.live = undefined;
+          this.emit("leave", { service: ev.svc, id: ev.iid });
+        }
         break;
       case "routes":
         this.emit("routes", { service: ev.svc });
@@ -209,7 +233,14 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
   async #load(service: string): Promise<void> {
     let entry = this.#cache.get(service);
     if (!entry) {
-      entry = { instances: new Map(), loadedAt: 0, confirmedAt: 0, loading: undefined };
+      entry = {
+        instances: new Map(),
+        loadedAt: 0,
+        confirmedAt: 0,
+        loading: undefined,
+        live: undefined,
+        liveUntil: 0,
+      };
       this.#cache.set(service, entry);
     }
     if (entry.loading) return entry.loading;
@@ -221,6 +252,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
         e.instances = found;
         e.loadedAt = Date.now();
         e.confirmedAt = sentAt;
+        e.live = undefined;
         for (const [id, inst] of found) if (!before.has(id)) this.emit("join", inst);
         for (const id of before.keys()) if (!found.has(id)) this.emit("leave", { service, id });
       })
@@ -292,28 +324,26 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
       await this.#load(service);
       entry = this.#cache.get(service);
     }
-    const now = Date.now();
-    const out: Instance[] = [];
-    if (entry) for (const inst of entry.instances.values()) if (isLive(inst, entry, now)) out.push(inst);
-    return out;
+    return entry ? liveList(entry, Date.now()).slice() : [];
   }
 
   /**
    * The cached live instances of a service without any I/O, or `undefined` when the service is not
    * cached yet (hot paths use this, then fall back to {@link instances}).
    */
-  cachedInstances(service: string): Instance[] | undefined {
+  cachedInstances(service: string): readonly Instance[] | undefined {
     const entry = this.#cache.get(service);
     if (!entry || entry.loadedAt === 0) return undefined;
-    const now = Date.now();
-    const out: Instance[] = [];
-    for (const inst of entry.instances.values()) if (isLive(inst, entry, now)) out.push(inst);
-    return out;
+    return liveList(entry, Date.now());
   }
 
   /** Drop one instance from the cache at once (e.g. PUBLISH reached no receiver). */
   evict(service: string, id: string): void {
-    if (this.#cache.get(service)?.instances.delete(id)) this.emit("leave", { service, id });
+    const entry = this.#cache.get(service);
+    if (entry?.instances.delete(id)) {
+      entry.live = undefined;
+      this.emit("leave", { service, id });
+    }
   }
 
   /** Every registered service name (the service index, plus Hydra services when interop is on). */

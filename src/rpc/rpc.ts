@@ -17,7 +17,7 @@
  * @module
  */
 
-import { currentCorrelationId, runWithContext } from "../context.js";
+import { currentCorrelationId, runWithContext, runWithContext2 } from "../context.js";
 import type { UmfShort } from "../envelope/index.js";
 import {
   AbortError,
@@ -257,7 +257,12 @@ export class Rpc {
   readonly #channels = new Map<string, string>();
   readonly #callers = new Map<string, { iid: string; service: string }>();
   /** Reused for every pick (pickers are synchronous). */
-  readonly #pickCtx: { service: string; exclude?: ReadonlySet<string>; key?: string } = { service: "" };
+  readonly #pickCtx: { service: string; exclude: ReadonlySet<string> | undefined; key: string | undefined } =
+    {
+      service: "",
+      exclude: undefined,
+      key: undefined,
+    };
   readonly #callTimer: DeadlineTimer;
   readonly #handlerTimer: DeadlineTimer;
   #open = true;
@@ -435,14 +440,18 @@ export class Rpc {
     this.#running.set(ctx.message.mid, ctx);
     let out: unknown;
     try {
-      out = runInSpan(this.#service, ctx.method, ctx.traceparent, (tp) => {
-        ctx.traceparent = tp;
-        const wc =
-          tp === undefined
-            ? { correlationId: ctx.correlationId }
-            : { correlationId: ctx.correlationId, traceparent: tp };
-        return runWithContext(wc, () => h.fn(params, ctx));
-      });
+      if (ctx.traceparent === undefined) {
+        // No trace to continue: no span, and no closures on the hot path.
+        out = runWithContext2({ correlationId: ctx.correlationId }, h.fn, params, ctx);
+      } else
+        out = runInSpan(this.#service, ctx.method, ctx.traceparent, (tp) => {
+          ctx.traceparent = tp;
+          const wc =
+            tp === undefined
+              ? { correlationId: ctx.correlationId }
+              : { correlationId: ctx.correlationId, traceparent: tp };
+          return runWithContext(wc, () => h.fn(params, ctx));
+        });
     } catch (err) {
       this.#finish(h, ctx, svc, iid, end, false, err);
       return;
@@ -695,12 +704,11 @@ export class Rpc {
       for (const c of candidates) if (c.id === p.iid) inst = c;
     } else {
       try {
+        // Fields are overwritten, never deleted: `delete` would turn the object into a slow dictionary.
         const ctx = this.#pickCtx;
         ctx.service = p.service;
-        if (p.exclude) ctx.exclude = p.exclude;
-        else delete ctx.exclude;
-        if (p.key !== undefined) ctx.key = p.key;
-        else delete ctx.key;
+        ctx.exclude = p.exclude;
+        ctx.key = p.key;
         inst = this.#m.pick(candidates, ctx as PickContext);
       } catch (err) {
         this.#fail(p, asRedmesh(err));
