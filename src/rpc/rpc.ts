@@ -437,7 +437,6 @@ export class Rpc {
   #run(h: HandlerEntry, ctx: Running, params: unknown, svc: string, iid: string): void {
     h.inFlight++;
     const end = this.#beginWork();
-    this.#running.set(ctx.message.mid, ctx);
     let out: unknown;
     try {
       if (ctx.traceparent === undefined) {
@@ -457,6 +456,9 @@ export class Rpc {
       return;
     }
     if (typeof (out as PromiseLike<unknown> | undefined)?.then === "function") {
+      // Only a handler still running can be cancelled, stopped or past its deadline: one that
+      // answered synchronously is never tracked.
+      this.#running.set(ctx.message.mid, ctx);
       (out as PromiseLike<unknown>).then(
         (v) => this.#finish(h, ctx, svc, iid, end, true, v),
         (e: unknown) => this.#finish(h, ctx, svc, iid, end, false, e),
