@@ -23,6 +23,9 @@ const plan = {
   concurrency: (arg("concurrency") ?? "1,64,256").split(",").map(Number),
   ms: Number(arg("ms") ?? (quick ? 2000 : 3000)),
   rate: Number(arg("rate") ?? 20_000),
+  // Every system's caller first runs this long at c=1 and then at c=64, unmeasured: both ends' JIT
+  // settles before the first cell (redmesh at c=1 needed ≈ 4 s to reach its steady state).
+  warmupMs: Number(arg("warmup") ?? (quick ? 2000 : 5000)),
 };
 const SYSTEMS = ["redmesh", "moleculer", "hydra", "raw-node-redis", "raw-ioredis"].filter(
   (s) => !only || only.includes(s),
@@ -165,10 +168,11 @@ const redisVersion =
   execFileSync("redis-server", ["--version"])
     .toString()
     .match(/v=(\S+)/)?.[1] ?? "?";
-const header = `${quick ? "Quick run. " : ""}Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}, redis-server ${redisVersion}; moleculer ${version("moleculer")}, hydra ${version("hydra")}, @redis/client ${version("@redis/client")}, ioredis ${version("ioredis")}. ${plan.ms / 1000} s per cell after a warm-up, best of ${rounds} interleaved round(s) per cell; echo of \`{"a":1,"s":"hello"}\`; caller and callee in separate processes, one redis-server.`;
+const header = `${quick ? "Quick run. " : ""}Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}, redis-server ${redisVersion}; moleculer ${version("moleculer")}, hydra ${version("hydra")}, @redis/client ${version("@redis/client")}, ioredis ${version("ioredis")}. ${plan.warmupMs / 1000} s of unmeasured calls per process, then ${plan.ms / 1000} s per cell after a short warm-up, best of ${rounds} interleaved round(s) per cell; echo of \`{"a":1,"s":"hello"}\`; caller and callee in separate processes, one redis-server.`;
 const notes = [
   "How to read it:",
   "- c=N: closed loop, N requests in flight; req/s and latency percentiles over the cell after a warm-up.",
+  `- warm-up: each caller first makes ${plan.warmupMs / 1000} s of unmeasured calls (¾ at c=1, ¼ at c=64), the same for every system, so the cells measure services that have run a while; redmesh's first seconds at c=1 are up to 2–3× slower while V8 optimises its hot path.`,
   `- fixed: open loop, ${plan.rate.toLocaleString("en-US")} arrivals/s spread evenly (latency counted from the scheduled time), where batches are small; a system that cannot keep up shows it in p50/p99.`,
   "- CPU µs/call: user + system CPU of the caller, the callee and redis-server during the c=64 cell, divided by the calls completed (from /proc; robust to noisy neighbours, unlike req/s).",
   "- idle RSS: one service process per framework (plain node, compiled redmesh from dist/), 3 s after start, registered and listening.",
