@@ -416,19 +416,16 @@ export class Balancer extends EventEmitter<BalancerEvents> implements InstancePi
           const only = candidates[0]!;
           return this.#eligible(only, ctx) ? only : undefined;
         }
-        {
-          const i = this.#index(n);
-          const j = (i + 1 + this.#index(n - 1)) % n;
-          const a = candidates[i]!;
-          const b = candidates[j]!;
-          if (this.#eligible(a, ctx) && this.#eligible(b, ctx)) return this.#lessLoaded(a, b, ctx.service);
-        }
+        // Two distinct random candidates; the list of eligible ones is built only when one is not.
+        const i = this.#index(n);
+        const a = candidates[i]!;
+        const b = candidates[(i + 1 + this.#index(n - 1)) % n]!;
+        if (this.#eligible(a, ctx) && this.#eligible(b, ctx)) return this.#lessLoaded(a, b, ctx.service);
         const list = this.#eligibleList(candidates, ctx);
         const m = list.length;
         if (m <= 1) return list[0];
-        const i = this.#index(m);
-        const j = (i + 1 + this.#index(m - 1)) % m;
-        return this.#lessLoaded(list[i]!, list[j]!, ctx.service);
+        const k = this.#index(m);
+        return this.#lessLoaded(list[k]!, list[(k + 1 + this.#index(m - 1)) % m]!, ctx.service);
       }
     }
   }

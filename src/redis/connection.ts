@@ -212,10 +212,15 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
       this.#lastReplyAt = Date.now();
       return value;
     } catch (err) {
-      const e = translateError(err, String(args[0]));
-      if (e instanceof RedisReplyError) this.#lastReplyAt = Date.now(); // an error reply is a reply
-      throw e;
+      this.#failed(err, String(args[0]));
     }
+  }
+
+  /** Rethrow a command's failure typed; an error reply still proves the socket answers. */
+  #failed(err: unknown, command: string): never {
+    const e = translateError(err, command);
+    if (e instanceof RedisReplyError) this.#lastReplyAt = Date.now();
+    throw e;
   }
 
   /** How many times the stall watchdog replaced a dead-but-open socket. */
@@ -344,11 +349,7 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
     return receivers;
   };
 
-  readonly #publishFailed = (err: unknown): never => {
-    const e = translateError(err, "PUBLISH");
-    if (e instanceof RedisReplyError) this.#lastReplyAt = Date.now(); // an error reply is a reply
-    throw e;
-  };
+  readonly #publishFailed = (err: unknown): never => this.#failed(err, "PUBLISH");
 
   async #subscriberClient(): Promise<NodeRedisClient> {
     if (this.#subscriber?.isReady) return this.#subscriber;

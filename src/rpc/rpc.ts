@@ -17,7 +17,7 @@
  * @module
  */
 
-import { currentCorrelationId, runWithContext, runWithContext2 } from "../context.js";
+import { currentCorrelationId, runWithContext } from "../context.js";
 import type { UmfShort } from "../envelope/index.js";
 import {
   AbortError,
@@ -441,16 +441,17 @@ export class Rpc {
     try {
       if (ctx.traceparent === undefined) {
         // No trace to continue: no span, and no closures on the hot path.
-        out = runWithContext2({ correlationId: ctx.correlationId }, h.fn, params, ctx);
-      } else
+        out = runWithContext({ correlationId: ctx.correlationId }, h.fn, params, ctx);
+      } else {
         out = runInSpan(this.#service, ctx.method, ctx.traceparent, (tp) => {
           ctx.traceparent = tp;
           const wc =
             tp === undefined
               ? { correlationId: ctx.correlationId }
               : { correlationId: ctx.correlationId, traceparent: tp };
-          return runWithContext(wc, () => h.fn(params, ctx));
+          return runWithContext(wc, h.fn, params, ctx);
         });
+      }
     } catch (err) {
       this.#finish(h, ctx, svc, iid, end, false, err);
       return;
