@@ -153,7 +153,7 @@ export interface ServiceEvents {
   start: [];
   /** `stop()` completed. */
   stop: [];
-  /** Redis became unreachable; calls fail fast until `redis:up`. */
+  /** Redis became unreachable (or the subscriber socket replies arrive on); calls fail fast until `redis:up`. */
   "redis:down": [{ error: RedmeshError }];
   /** Redis is reachable again (the instance re-registers by itself if needed). */
   "redis:up": [];

@@ -71,6 +71,11 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
   readonly #clientName: string | undefined;
   #client: NodeRedisClient | undefined;
   #subscriber: NodeRedisClient | undefined;
+  /**
+   * The subscriber lost its socket after having been ready: replies and messages cannot arrive, so
+   * the connection is not `ready` (and messaging `PUBLISH` fails fast) until it has subscribed again.
+   */
+  #subscriberDown = false;
   #subscriberConnecting: Promise<NodeRedisClient> | undefined;
   readonly #deadlines = new DeadlineTracker();
   /** When the command socket last delivered a reply (epoch ms). */
@@ -136,11 +141,28 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
       if (role === "cmd" && this.status === ConnectionStatus.READY)
         this.setStatus(ConnectionStatus.RECONNECTING, e);
     });
+    if (role === "sub") {
+      // node-redis subscribes every channel again before it reports `ready`.
+      client.on("ready", () => {
+        if (!current()) return;
+        this.#subscriberDown = false;
+        if (this.#client?.isReady) this.setStatus(ConnectionStatus.READY);
+      });
+      client.on("reconnecting", () => {
+        if (!current()) return;
+        this.#subscriberDown = true;
+        this.setStatus(
+          ConnectionStatus.RECONNECTING,
+          new ConnectionError("the subscriber connection to Redis was lost"),
+        );
+      });
+    }
     if (role === "cmd") {
       client.on("ready", () => {
         if (current()) {
           this.#lastReplyAt = Date.now();
-          this.setStatus(ConnectionStatus.READY);
+          // Ready again only once the subscriber is back too: a request sent before would lose its reply.
+          if (!this.#subscriberDown) this.setStatus(ConnectionStatus.READY);
         }
       });
       client.on("reconnecting", () => {
@@ -337,6 +359,14 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
       client = this.#requireClient();
     } catch (err) {
       return Promise.reject(err);
+    }
+    if (this.#subscriberDown) {
+      // What is sent now could not be answered: fail fast, like any command while Redis is away.
+      return Promise.reject(
+        new ConnectionError("the subscriber connection to Redis is reconnecting", {
+          data: { command: "PUBLISH" },
+        }),
+      );
     }
     return (client.sendCommand(["PUBLISH", channel, message]) as Promise<number>).then(
       this.#published,

@@ -42,9 +42,15 @@ export type MessageListener = (message: string, channel: string) => void;
 
 /** Events a {@link RedisConnection} emits. */
 export interface RedisConnectionEvents {
-  /** Connected (first time or after a reconnect) and ready for commands. */
+  /**
+   * Connected (first time or after a reconnect) and ready for commands; after a reconnect, also every
+   * subscribed channel is subscribed again (a standalone connection waits for its subscriber too).
+   */
   ready: [{ reconnect: boolean }];
-  /** The connection dropped; commands fail fast until `ready`. */
+  /**
+   * The connection dropped (standalone: its command or its subscriber socket); commands fail fast until
+   * `ready`, and so does a messaging `PUBLISH` while only the subscriber is away.
+   */
   down: [{ error: RedmeshError }];
   /** A connection-level error (also reported through `down`); never thrown. */
   error: [RedmeshError];

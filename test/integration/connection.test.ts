@@ -98,6 +98,35 @@ describe("redis connection layer", () => {
     await c.close();
   });
 
+  test("the subscriber's socket lost: down until it has subscribed again, PUBLISH fails fast meanwhile", async () => {
+    const c = createRedisConnection({ redis: redis.url });
+    const events: string[] = [];
+    c.on("down", () => events.push("down"));
+    c.on("ready", () => events.push("ready"));
+    await c.connect();
+    const got: string[] = [];
+    await c.subscribe("sub-lost", (m) => got.push(m));
+    events.length = 0;
+    // The command socket stays; the subscriber cannot come back while Redis takes no more clients.
+    await c.command(["CONFIG", "SET", "maxclients", "1"]);
+    try {
+      await c.command(["CLIENT", "KILL", "TYPE", "pubsub"]);
+      await waitFor(() => c.status !== "ready");
+      assert.deepEqual(events, ["down"]);
+      // A request published now could not get its reply: typed and immediate, not a timeout later.
+      await assert.rejects(c.publish("sub-lost", "lost"), (e) => e instanceof ConnectionError);
+      assert.equal(await c.command(["PING"]), "PONG", "other commands still work");
+    } finally {
+      await c.command(["CONFIG", "SET", "maxclients", "10000"]);
+    }
+    await waitFor(() => c.isReady, { timeoutMs: 3000 });
+    assert.deepEqual(events, ["down", "ready"]);
+    assert.equal(await c.publish("sub-lost", "back"), 1, "subscribed again before ready");
+    await waitFor(() => got.length === 1);
+    assert.deepEqual(got, ["back"]);
+    await c.close();
+  });
+
   test("a command sent to a frozen Redis still meets its deadline, and the connection recovers", async () => {
     const c = createRedisConnection({ redis: redis.url });
     c.on("error", () => undefined);
