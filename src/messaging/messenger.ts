@@ -452,8 +452,11 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   #flushAll(): void {
     this.#flushScheduled = false;
     if (this.#outbox.size === 0) return;
-    for (const b of this.#outbox.values()) this.#publishBatch(b);
-    this.#outbox.clear();
+    // Entries are deleted one by one: `clear()` allocates a new table every time (one per turn).
+    for (const [channel, b] of this.#outbox) {
+      this.#outbox.delete(channel);
+      this.#publishBatch(b);
+    }
   }
 
   #publishBatch(b: Batch): void {
