@@ -3,8 +3,9 @@
  * transporter), Hydra (sendMessage + sendReplyMessage matched by rmid) and two raw PUBLISH/SUBSCRIBE
  * ping-pong floors (node-redis with `commandOptions.timeout: 0`, ioredis), on one throwaway
  * redis-server. Caller and callee are separate processes. Closed loop at concurrency 1, 64 and 256,
- * then a fixed arrival rate. Also the RSS of an idle service process of each framework. Prints a
- * table with ratios and writes it to docs/benchmarks.md (section "RPC").
+ * then a fixed arrival rate; rounds interleave the systems and every cell reports its median round.
+ * Also the RSS of an idle service process of each framework. Prints a table with ratios and writes
+ * it to docs/benchmarks.md (section "RPC").
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -18,7 +19,8 @@ const only = process.argv
   ?.slice(7)
   .split(",");
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
-const rounds = Number(arg("rounds") ?? (quick ? 1 : 2));
+/** Rounds (fresh processes each, the systems taking turns); every cell reports its median round. */
+const rounds = Number(arg("rounds") ?? (quick ? 1 : 3));
 const plan = {
   concurrency: (arg("concurrency") ?? "1,64,256").split(",").map(Number),
   ms: Number(arg("ms") ?? (quick ? 2000 : 3000)),
@@ -57,10 +59,12 @@ function run(args: string[]): { proc: ChildProcess; line: Promise<Record<string,
 
 const redis = await startRedis();
 const results: Record<string, Result> = {};
+/** Every round's cells per system. */
+const perRound: Record<string, Result[]> = {};
 const rss: Record<string, number> = {};
 try {
-  // Rounds interleave the systems, so a noisy neighbour slows all of them alike; per cell the best
-  // round is kept (noise only ever slows a run down).
+  // Rounds interleave the systems, so drift of a shared machine (15 % and more within minutes) hits
+  // all of them; per cell the median round is reported.
   for (let round = 1; round <= rounds; round++) {
     for (const sys of SYSTEMS) {
       await redis.cli("FLUSHALL");
@@ -79,14 +83,23 @@ try {
         callee.proc.kill("SIGKILL");
         caller.proc.kill("SIGKILL");
       }
-      results[sys] ??= {};
-      const best = results[sys] as Result;
-      for (const [cell, v] of Object.entries(r)) {
-        const prev = best[cell];
-        if (!prev || v.rps > prev.rps) best[cell] = v;
-      }
+      perRound[sys] = [...(perRound[sys] ?? []), r];
       process.stderr.write(`round ${round} ${sys}: ${JSON.stringify(r)}\n`);
     }
+  }
+
+  // Each cell reports the round with the median req/s (the lower middle one of an even count), so
+  // its latencies and CPU figures come from one coherent measurement.
+  for (const [sys, runs] of Object.entries(perRound)) {
+    const out: Result = {};
+    for (const cell of new Set(runs.flatMap((r) => Object.keys(r)))) {
+      const vs = runs
+        .map((r) => r[cell])
+        .filter((v): v is Cell => v !== undefined)
+        .sort((x, y) => x.rps - y.rps);
+      out[cell] = vs[Math.floor((vs.length - 1) / 2)] as Cell;
+    }
+    results[sys] = out;
   }
 
   // Idle RSS of one service process per framework, plain node (compiled redmesh, as users run it).
@@ -119,11 +132,17 @@ const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en
 const f1 = (n: number | undefined) => (n !== undefined && Number.isFinite(n) ? n.toFixed(1) : "–");
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(3) : "–");
 const rm = results.redmesh;
-const rawBest = (key: string, field: "rps" | "p50") => {
-  const a = results["raw-node-redis"]?.[key]?.[field] ?? Number.NaN;
-  const b = results["raw-ioredis"]?.[key]?.[field] ?? Number.NaN;
-  return field === "rps" ? Math.max(a, b) : Math.min(a, b);
+/** The fastest of the raw floors that were measured (NaN when none was). */
+const fastest = (field: "rps" | "p50", cells: Array<Cell | undefined>) => {
+  const vs = cells.map((c) => c?.[field]).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  if (vs.length === 0) return Number.NaN;
+  return field === "rps" ? Math.max(...vs) : Math.min(...vs);
 };
+const rawBest = (key: string, field: "rps" | "p50") =>
+  fastest(field, [results["raw-node-redis"]?.[key], results["raw-ioredis"]?.[key]]);
+/** A ratio in every round (the systems of one round ran within a minute or two of each other). */
+const byRound = (f: (sys: (name: string) => Result | undefined) => number) =>
+  (perRound.redmesh ?? []).map((_, i) => f((name) => perRound[name]?.[i]));
 const rows: string[] = [];
 rows.push(
   `| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed ${plan.rate / 1000}k/s: done req/s | fixed p50 / p99 ms | c=64 CPU µs/call caller + callee + Redis | idle RSS MiB |`,
@@ -156,6 +175,20 @@ if (rm) {
     );
   const mol = results.moleculer?.c64?.rps;
   if (mol) ratios.push(`- target ≥ 4× Moleculer at c=64: ${((rm.c64?.rps ?? 0) / mol).toFixed(2)}×`);
+  const list = (xs: number[]) => xs.map((x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : "–")).join(", ");
+  if (rounds > 1) {
+    ratios.push(
+      `- the same two ratios round by round: p50 at c=1 over the fastest raw floor ${list(
+        byRound(
+          (r) =>
+            (r("redmesh")?.c1?.p50 ?? Number.NaN) /
+            fastest("p50", [r("raw-node-redis")?.c1, r("raw-ioredis")?.c1]),
+        ),
+      )}; req/s at c=64 over Moleculer ${list(
+        byRound((r) => (r("redmesh")?.c64?.rps ?? Number.NaN) / (r("moleculer")?.c64?.rps ?? Number.NaN)),
+      )}`,
+    );
+  }
 }
 const version = (name: string) => {
   try {
@@ -168,7 +201,7 @@ const redisVersion =
   execFileSync("redis-server", ["--version"])
     .toString()
     .match(/v=(\S+)/)?.[1] ?? "?";
-const header = `${quick ? "Quick run. " : ""}Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}, redis-server ${redisVersion}; moleculer ${version("moleculer")}, hydra ${version("hydra")}, @redis/client ${version("@redis/client")}, ioredis ${version("ioredis")}. ${plan.warmupMs / 1000} s of unmeasured calls per process, then ${plan.ms / 1000} s per cell after a short warm-up, best of ${rounds} interleaved round(s) per cell; echo of \`{"a":1,"s":"hello"}\`; caller and callee in separate processes, one redis-server.`;
+const header = `${quick ? "Quick run. " : ""}Machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, Node ${process.version}, redis-server ${redisVersion}; moleculer ${version("moleculer")}, hydra ${version("hydra")}, @redis/client ${version("@redis/client")}, ioredis ${version("ioredis")}. ${plan.warmupMs / 1000} s of unmeasured calls per process, then ${plan.ms / 1000} s per cell after a short warm-up; median of ${rounds} interleaved round(s) per cell (fresh processes every round); echo of \`{"a":1,"s":"hello"}\`; caller and callee in separate processes, one redis-server.`;
 const notes = [
   "How to read it:",
   "- c=N: closed loop, N requests in flight; req/s and latency percentiles over the cell after a warm-up.",
@@ -177,7 +210,7 @@ const notes = [
   "- CPU µs/call: user + system CPU of the caller, the callee and redis-server during the c=64 cell, divided by the calls completed (from /proc; robust to noisy neighbours, unlike req/s).",
   "- idle RSS: one service process per framework (plain node, compiled redmesh from dist/), 3 s after start, registered and listening.",
   "- raw-*: two processes ping-ponging over PUBLISH/SUBSCRIBE with no framework (node-redis with commandOptions.timeout 0, and ioredis); the floor for one message per PUBLISH.",
-  "- Each cell keeps the best of the interleaved rounds: on a shared 2-core machine other processes only ever slow a run down.",
+  "- rounds: every round starts fresh processes for each system in turn; each cell shows its round with the median req/s (as the targets were set: medians of 3). The machine's speed drifts by 15 % and more within minutes, so the two target ratios are also given round by round.",
 ].join("\n");
 const table = `${header}\n\n${rows.join("\n")}\n\n${ratios.join("\n")}\n\n${notes}\n`;
 console.log(`\nRPC benchmark (npm run bench -- rpc${quick ? " --quick" : ""})\n\n${table}`);
