@@ -452,11 +452,8 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   #flushAll(): void {
     this.#flushScheduled = false;
     if (this.#outbox.size === 0) return;
-    // Entries are deleted one by one: `clear()` allocates a new table every time (one per turn).
-    for (const [channel, b] of this.#outbox) {
-      this.#outbox.delete(channel);
-      this.#publishBatch(b);
-    }
+    for (const b of this.#outbox.values()) this.#publishBatch(b);
+    this.#outbox.clear();
   }
 
   #publishBatch(b: Batch): void {
