@@ -1,7 +1,7 @@
 /**
  * One side of the RPC benchmark (`bench/rpc.ts` spawns these): `callee <system> <redisUrl>` serves
  * an echo; `caller <system> <redisUrl> <plan-json>` drives it and prints one JSON line of results.
- * Systems: redmesh, moleculer, hydra, raw-node-redis, raw-ioredis.
+ * Systems: redmesh, moleculer, hydra, raw-node-redis, raw-ioredis, raw-envelope.
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -14,6 +14,17 @@ const ready = (extra: Record<string, unknown> = {}) =>
   process.stdout.write(`${JSON.stringify({ ready: true, pid: process.pid, ...extra })}\n`);
 
 type Send = (body: unknown) => Promise<unknown>;
+
+/** A publishing and a subscribing node-redis client, connected, without per-command timeouts. */
+async function nodeRedisPair() {
+  const { createClient } = await import("@redis/client");
+  const opts = { url, commandOptions: { timeout: 0 } } as Parameters<typeof createClient>[0];
+  const pub = createClient(opts);
+  const sub = createClient(opts);
+  await pub.connect();
+  await sub.connect();
+  return { pub, sub };
+}
 
 async function callee(): Promise<void> {
   switch (system) {
@@ -48,14 +59,21 @@ async function callee(): Promise<void> {
       break;
     }
     case "raw-node-redis": {
-      const { createClient } = await import("@redis/client");
-      const opts = { url, commandOptions: { timeout: 0 } } as Parameters<typeof createClient>[0];
-      const pub = createClient(opts);
-      const sub = createClient(opts);
-      await pub.connect();
-      await sub.connect();
+      const { pub, sub } = await nodeRedisPair();
       await sub.subscribe("raw:req", (m: string) => {
         void pub.publish(`raw:rep:${m.slice(0, m.indexOf(":"))}`, m);
+      });
+      break;
+    }
+    case "raw-envelope": {
+      // What every RPC with a JSON envelope does at least: parse the request, answer with a new one.
+      const { pub, sub } = await nodeRedisPair();
+      await sub.subscribe("rawenv:req", (t: string) => {
+        const m = JSON.parse(t) as { frm: string; mid: string; bdy: unknown };
+        void pub.publish(
+          `rawenv:rep:${m.frm}`,
+          JSON.stringify({ rmid: m.mid, typ: "rpc-result", bdy: m.bdy }),
+        );
       });
       break;
     }
@@ -127,6 +145,35 @@ async function makeSender(): Promise<{ send: Send; close: () => Promise<void> }>
         close: () => hydra.shutdown(),
       };
     }
+    case "raw-envelope": {
+      const me = `c${process.pid}`;
+      const pending = new Map<string, (v: unknown) => void>();
+      let n = 0;
+      const { pub, sub } = await nodeRedisPair();
+      await sub.subscribe(`rawenv:rep:${me}`, (t: string) => {
+        const m = JSON.parse(t) as { rmid: string; bdy: unknown };
+        const r = pending.get(m.rmid);
+        if (r) {
+          pending.delete(m.rmid);
+          r(m.bdy);
+        }
+      });
+      return {
+        send: (b) =>
+          new Promise((resolve) => {
+            const mid = `${me}-${++n}`;
+            pending.set(mid, resolve);
+            void pub.publish(
+              "rawenv:req",
+              JSON.stringify({ to: "becho:/echo", frm: me, mid, typ: "rpc", dl: Date.now() + 10000, bdy: b }),
+            );
+          }),
+        close: async () => {
+          pub.destroy();
+          sub.destroy();
+        },
+      };
+    }
     case "raw-node-redis":
     case "raw-ioredis": {
       const me = `c${process.pid}`;
@@ -144,12 +191,7 @@ async function makeSender(): Promise<{ send: Send; close: () => Promise<void> }>
       let publish: (m: string) => void;
       let close: () => Promise<void>;
       if (system === "raw-node-redis") {
-        const { createClient } = await import("@redis/client");
-        const opts = { url, commandOptions: { timeout: 0 } } as Parameters<typeof createClient>[0];
-        const pub = createClient(opts);
-        const sub = createClient(opts);
-        await pub.connect();
-        await sub.connect();
+        const { pub, sub } = await nodeRedisPair();
         await sub.subscribe(`raw:rep:${me}`, onReply);
         publish = (m) => void pub.publish("raw:req", m);
         close = async () => {

@@ -29,7 +29,7 @@ const plan = {
   // settles before the first cell (redmesh at c=1 needed ≈ 4 s to reach its steady state).
   warmupMs: Number(arg("warmup") ?? (quick ? 2000 : 5000)),
 };
-const SYSTEMS = ["redmesh", "moleculer", "hydra", "raw-node-redis", "raw-ioredis"].filter(
+const SYSTEMS = ["redmesh", "moleculer", "hydra", "raw-node-redis", "raw-ioredis", "raw-envelope"].filter(
   (s) => !only || only.includes(s),
 );
 const peer = new URL("./_rpc-peer.ts", import.meta.url).pathname;
@@ -161,13 +161,21 @@ if (rm) {
   for (const peerName of ["moleculer", "hydra"]) {
     const p = results[peerName];
     if (!p) continue;
-    ratios.push(
-      `- redmesh / ${peerName} req/s: c=1 ${((rm.c1?.rps ?? 0) / (p.c1?.rps ?? 1)).toFixed(2)}×, c=64 ${((rm.c64?.rps ?? 0) / (p.c64?.rps ?? 1)).toFixed(2)}×, c=256 ${((rm.c256?.rps ?? 0) / (p.c256?.rps ?? 1)).toFixed(2)}×; p50 at c=1 ${((rm.c1?.p50 ?? 0) / (p.c1?.p50 ?? 1)).toFixed(2)}×`,
-    );
+    // Only the cells both measured (`--concurrency=1` leaves out c=64 and c=256).
+    const rps = ["c1", "c64", "c256"]
+      .filter((k) => rm[k] && p[k])
+      .map((k) => `${k.replace("c", "c=")} ${((rm[k] as Cell).rps / (p[k] as Cell).rps).toFixed(2)}×`);
+    const p50 = rm.c1 && p.c1 ? `; p50 at c=1 ${(rm.c1.p50 / p.c1.p50).toFixed(2)}×` : "";
+    ratios.push(`- redmesh / ${peerName} req/s: ${rps.join(", ")}${p50}`);
   }
   ratios.push(
     `- redmesh / fastest raw floor: p50 at c=1 ${((rm.c1?.p50 ?? Number.NaN) / rawBest("c1", "p50")).toFixed(2)}× (target ≤ 1.1×)${rm.c64 ? `, req/s at c=64 ${(rm.c64.rps / rawBest("c64", "rps")).toFixed(2)}×` : ""}`,
   );
+  const env = results["raw-envelope"]?.c1;
+  if (env && rm.c1)
+    ratios.push(
+      `- at c=1, p50: raw-envelope / fastest raw floor ${(env.p50 / rawBest("c1", "p50")).toFixed(2)}×; redmesh / raw-envelope ${(rm.c1.p50 / env.p50).toFixed(2)}×`,
+    );
   const peers = ["moleculer", "hydra"].filter((k) => rss[k] !== undefined);
   if (rss.redmesh !== undefined)
     ratios.push(
@@ -184,6 +192,10 @@ if (rm) {
           (r("redmesh")?.c1?.p50 ?? Number.NaN) /
           fastest("p50", [r("raw-node-redis")?.c1, r("raw-ioredis")?.c1]),
       ),
+    ],
+    [
+      "p50 at c=1 over raw-envelope",
+      byRound((r) => (r("redmesh")?.c1?.p50 ?? Number.NaN) / (r("raw-envelope")?.c1?.p50 ?? Number.NaN)),
     ],
     [
       "req/s at c=64 over Moleculer",
@@ -216,8 +228,9 @@ const notes = [
   `- fixed: open loop, ${plan.rate.toLocaleString("en-US")} arrivals/s spread evenly (latency counted from the scheduled time), where batches are small; a system that cannot keep up shows it in p50/p99.`,
   "- CPU µs/call: user + system CPU of the caller, the callee and redis-server during the c=64 cell, divided by the calls completed (from /proc; robust to noisy neighbours, unlike req/s).",
   "- idle RSS: one service process per framework (plain node, compiled redmesh from dist/), 3 s after start, registered and listening.",
-  "- raw-*: two processes ping-ponging over PUBLISH/SUBSCRIBE with no framework (node-redis with commandOptions.timeout 0, and ioredis); the floor for one message per PUBLISH.",
-  "- rounds: every round starts fresh processes for each system in turn; each cell shows its round with the median req/s (as the targets were set: medians of 3). The machine's speed drifts by 15 % and more within minutes, so the two target ratios are also given round by round.",
+  "- raw-node-redis, raw-ioredis: two processes ping-ponging over PUBLISH/SUBSCRIBE with no framework (node-redis with commandOptions.timeout 0, and ioredis); the callee sends back what it got without parsing it. The fastest of the two is the raw floor of the targets.",
+  "- raw-envelope: the same ping-pong over node-redis, but with the least any RPC with a JSON envelope does: the callee parses the request (`to`, `frm`, `mid`, `dl`, `bdy`) and answers with a new JSON reply matched by `rmid`. Not a floor of the targets; it tells the cost of a JSON envelope from the cost of redmesh's own work.",
+  "- rounds: every round starts fresh processes for each system in turn; each cell shows its round with the median req/s (as the targets were set: medians of 3). The machine's speed drifts by 15 % and more within minutes, so the two target ratios (and redmesh over raw-envelope) are also given round by round.",
 ].join("\n");
 const table = `${header}\n\n${rows.join("\n")}\n\n${ratios.join("\n")}\n\n${notes}\n`;
 console.log(`\nRPC benchmark (npm run bench -- rpc${quick ? " --quick" : ""})\n\n${table}`);
