@@ -147,6 +147,11 @@ interface Batch {
   bytes: number;
 }
 
+/** What a published batch is left with (frozen: nothing may be queued in a batch once it is sent). */
+const SENT: Array<PublishListener | undefined> = Object.freeze([]) as unknown as Array<
+  PublishListener | undefined
+>;
+
 /** A message plus what is needed to send it again elsewhere when nobody received it. */
 class Delivery implements PublishListener {
   attempts = 0;
@@ -452,20 +457,32 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   #flushAll(): void {
     this.#flushScheduled = false;
     if (this.#outbox.size === 0) return;
-    for (const b of this.#outbox.values()) this.#publishBatch(b);
-    this.#outbox.clear();
+    // Entries are deleted, not `clear()`ed: V8's Map.clear() allocates a new hash table and leaves the
+    // old one linked to it with its entries in place. Once one such table reached the old generation,
+    // it kept every later table, batch and pending call alive through scavenges; in about 3 processes
+    // of 10 that made V8 pretenure batches for good (40 % of young allocations promoted, scavenge
+    // pauses of 6-7 ms instead of 0.5, c=64 throughput down by a third).
+    for (const [channel, b] of this.#outbox) {
+      this.#outbox.delete(channel);
+      this.#publishBatch(b);
+    }
   }
 
   #publishBatch(b: Batch): void {
-    const n = b.parts.length;
+    const { parts, listeners } = b;
+    const n = parts.length;
     // A compact message lacks its routes: it always travels behind the header, even alone.
     const text =
       b.framing === Framing.COMPACT
-        ? `[${this.#compactHeader},${n === 1 ? b.parts[0] : b.parts.join(",")}]`
+        ? `[${this.#compactHeader},${n === 1 ? parts[0] : parts.join(",")}]`
         : n === 1
-          ? (b.parts[0] as string)
-          : `[${b.parts.join(",")}]`;
-    this.#publish(b.channel, text, b.listeners, n);
+          ? (parts[0] as string)
+          : `[${parts.join(",")}]`;
+    // A sent batch keeps nothing: whatever may still reach it (a replaced hash table, see #flushAll)
+    // must not keep its messages and callers alive.
+    parts.length = 0;
+    b.listeners = SENT;
+    this.#publish(b.channel, text, listeners, n);
   }
 
   #publish(
