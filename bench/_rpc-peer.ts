@@ -237,6 +237,7 @@ function procCpuUs(pid: number): number {
   }
 }
 let calleePid = 0;
+let announce = false;
 let redisPid = 0;
 const cpuNow = () => ({ me: process.cpuUsage(), callee: procCpuUs(calleePid), redis: procCpuUs(redisPid) });
 const cpuPerCall = (t0: ReturnType<typeof cpuNow>, n: number) => {
@@ -268,6 +269,8 @@ async function closedLoop(send: Send, c: number, ms: number) {
   const workers = Array.from({ length: c }, worker);
   await sleep(Math.min(500, ms / 3)); // warm-up
   record = true;
+  // `rpc-path` traces the processes while a cell is measured.
+  if (announce) process.stdout.write(`${JSON.stringify({ measuring: `c${c}`, ms })}\n`);
   const t0 = performance.now();
   const c0 = cpuNow();
   await sleep(ms);
@@ -321,6 +324,8 @@ async function caller(): Promise<void> {
     warmupMs?: number;
     calleePid?: number;
     redisPid?: number;
+    /** Print a line when each measured closed-loop cell starts (not during the warm-up). */
+    announce?: boolean;
   };
   calleePid = plan.calleePid ?? 0;
   redisPid = plan.redisPid ?? 0;
@@ -331,6 +336,7 @@ async function caller(): Promise<void> {
     await closedLoop(send, 1, (warm * 3) / 4);
     await closedLoop(send, 64, warm / 4);
   }
+  announce = plan.announce === true;
   const out: Record<string, unknown> = {};
   for (const c of plan.concurrency) out[`c${c}`] = await closedLoop(send, c, plan.ms);
   if (plan.rate > 0) out.fixed = await fixedRate(send, plan.rate, plan.ms);

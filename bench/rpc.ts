@@ -1,8 +1,9 @@
 /**
  * RPC benchmark (`npm run bench -- rpc [--quick]`): redmesh side by side with Moleculer (Redis
  * transporter), Hydra (sendMessage + sendReplyMessage matched by rmid) and two raw PUBLISH/SUBSCRIBE
- * ping-pong floors (node-redis with `commandOptions.timeout: 0`, ioredis), on one throwaway
- * redis-server. Caller and callee are separate processes. Closed loop at concurrency 1, 64 and 256,
+ * ping-pong floors (node-redis with `commandOptions.timeout: 0`, ioredis), plus `raw-envelope` (the
+ * node-redis ping-pong with a JSON request parsed and a JSON reply built: the least any RPC with a
+ * JSON envelope does), on one throwaway redis-server. Caller and callee are separate processes. Closed loop at concurrency 1, 64 and 256,
  * then a fixed arrival rate; rounds interleave the systems and every cell reports its median round.
  * Also the RSS of an idle service process of each framework. Prints a table with ratios and writes
  * it to docs/benchmarks.md (section "RPC").
