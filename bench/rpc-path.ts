@@ -15,12 +15,12 @@
  * is not counted; `bench/rpc.ts` reports CPU per call for that. Needs Linux `perf` allowed to read
  * tracepoints (root, or `kernel.perf_event_paranoid` ≤ -1).
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { startRedis } from "../test/helpers/redis-server.js";
+import { spawnPeer } from "./_rpc-spawn.js";
 
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
 const rounds = Number(arg("rounds") ?? 3);
@@ -28,7 +28,6 @@ const traceMs = Number(arg("ms") ?? 2000);
 const SYSTEMS = ["redmesh", "moleculer", "raw-node-redis", "raw-ioredis", "raw-envelope"].filter(
   (s) => !arg("only") || arg("only")?.split(",").includes(s),
 );
-const peer = new URL("./_rpc-peer.ts", import.meta.url).pathname;
 /** x86-64 system call numbers. */
 const NR = { read: 0, write: 1, writev: 20, epollPwait: 281, epollWait: 232 } as const;
 /** A read at least this long carries a message (a RESP push), not a bare `:1` reply to PUBLISH. */
@@ -56,20 +55,6 @@ interface RoundResult {
   callee: Side;
   caller: Side;
   p50Ms: number;
-}
-
-/** Child process with its stdout as lines. */
-function spawnPeer(args: string[]): { proc: ChildProcess; lines: AsyncIterator<string> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", peer, ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
-  return { proc, lines: rl[Symbol.asyncIterator]() };
-}
-async function nextJson(lines: AsyncIterator<string>, what: string): Promise<Record<string, unknown>> {
-  const r = await lines.next();
-  if (r.done) throw new Error(`${what} exited before it reported`);
-  return JSON.parse(r.value) as Record<string, unknown>;
 }
 
 const median = (xs: number[]) => {
@@ -113,18 +98,25 @@ async function measure(sys: string, url: string, dir: string): Promise<RoundResu
   const callee = spawnPeer(["callee", sys, url]);
   let caller: ReturnType<typeof spawnPeer> | undefined;
   try {
-    const hello = await nextJson(callee.lines, "callee");
+    const hello = await callee.next();
     const plan = { concurrency: [1], ms: traceMs + 1500, rate: 0, warmupMs: 5000, announce: true };
     caller = spawnPeer(["caller", sys, url, JSON.stringify({ ...plan, calleePid: hello.pid })]);
-    await nextJson(caller.lines, "caller"); // {"measuring":"c1"}
+    await caller.next(); // {"measuring":"c1"}
     const data = join(dir, `${sys}.data`);
     const pids = `${hello.pid},${caller.proc.pid}`;
     const secs = String(traceMs / 1000);
     const events = ["-e", "raw_syscalls:sys_enter", "-e", "raw_syscalls:sys_exit"];
-    execFileSync("perf", ["record", "-q", ...events, "-p", pids, "-o", data, "--", "sleep", secs], {
-      stdio: "ignore",
-    });
-    const result = await nextJson(caller.lines, "caller");
+    try {
+      execFileSync("perf", ["record", "-q", ...events, "-p", pids, "-o", data, "--", "sleep", secs], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+    } catch (err) {
+      const why = String((err as { stderr?: Buffer }).stderr ?? err).trim();
+      throw new Error(
+        `perf record failed (it needs access to tracepoints: root, or kernel.perf_event_paranoid ≤ -1): ${why}`,
+      );
+    }
+    const result = await caller.next();
     const script = execFileSync("perf", ["script", "-i", data, "-F", "pid,tid,time,event,trace"], {
       maxBuffer: 1 << 30,
       stdio: ["ignore", "pipe", "ignore"],

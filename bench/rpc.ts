@@ -3,16 +3,16 @@
  * transporter), Hydra (sendMessage + sendReplyMessage matched by rmid) and two raw PUBLISH/SUBSCRIBE
  * ping-pong floors (node-redis with `commandOptions.timeout: 0`, ioredis), plus `raw-envelope` (the
  * node-redis ping-pong with a JSON request parsed and a JSON reply built: the least any RPC with a
- * JSON envelope does), on one throwaway redis-server. Caller and callee are separate processes. Closed loop at concurrency 1, 64 and 256,
- * then a fixed arrival rate; rounds interleave the systems and every cell reports its median round.
+ * JSON envelope does), on one throwaway redis-server. Caller and callee are separate processes.
+ * Closed loop at concurrency 1, 64 and 256, then a fixed arrival rate; rounds interleave the systems and every cell reports its median round.
  * Also the RSS of an idle service process of each framework. Prints a table with ratios and writes
  * it to docs/benchmarks.md (section "RPC").
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { createInterface } from "node:readline";
 import { startRedis } from "../test/helpers/redis-server.js";
+import { spawnPeer } from "./_rpc-spawn.js";
 
 const quick = process.argv.includes("--quick");
 const only = process.argv
@@ -33,7 +33,6 @@ const plan = {
 const SYSTEMS = ["redmesh", "moleculer", "hydra", "raw-node-redis", "raw-ioredis", "raw-envelope"].filter(
   (s) => !only || only.includes(s),
 );
-const peer = new URL("./_rpc-peer.ts", import.meta.url).pathname;
 
 interface Cell {
   rps: number;
@@ -46,18 +45,6 @@ interface Cell {
 }
 type Result = Record<string, Cell>;
 
-function run(args: string[]): { proc: ChildProcess; line: Promise<Record<string, unknown>> } {
-  const proc = spawn(process.execPath, ["--import", "tsx", peer, ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
-  const line = new Promise<Record<string, unknown>>((resolve, reject) => {
-    rl.once("line", (l) => resolve(JSON.parse(l)));
-    proc.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}`)));
-  });
-  return { proc, line };
-}
-
 const redis = await startRedis();
 const results: Record<string, Result> = {};
 /** Every round's cells per system. */
@@ -69,9 +56,9 @@ try {
   for (let round = 1; round <= rounds; round++) {
     for (const sys of SYSTEMS) {
       await redis.cli("FLUSHALL");
-      const callee = run(["callee", sys, redis.url]);
-      const hello = await callee.line;
-      const caller = run([
+      const callee = spawnPeer(["callee", sys, redis.url]);
+      const hello = await callee.next();
+      const caller = spawnPeer([
         "caller",
         sys,
         redis.url,
@@ -79,7 +66,7 @@ try {
       ]);
       let r: Result;
       try {
-        r = (await caller.line) as unknown as Result;
+        r = (await caller.next()) as unknown as Result;
       } finally {
         callee.proc.kill("SIGKILL");
         caller.proc.kill("SIGKILL");
