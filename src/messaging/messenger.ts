@@ -282,7 +282,12 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     this.#router = router;
   }
 
-  /** A new message id. */
+  /** What every mid from `nextMid()` starts with (the rest is a base-36 counter). */
+  get midPrefix(): string {
+    return this.#midPrefix;
+  }
+
+  /** A new message id: `midPrefix` and a base-36 counter. */
   nextMid(): string {
     return this.#midPrefix + (++this.#mid).toString(36);
   }

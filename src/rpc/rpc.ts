@@ -43,6 +43,7 @@ import { Framing, type FramingValue, overLimit, splitRoute } from "../messaging/
 import type { Discovery, Instance } from "../registry/index.js";
 import type { Schema } from "./contract.js";
 import { DeadlineTimer } from "./deadlines.js";
+import { PendingIndex } from "./pending.js";
 import { outgoingTraceparent, runInSpan } from "./trace.js";
 
 /** UMF `typ` values used by RPC. */
@@ -249,7 +250,7 @@ export class Rpc {
   readonly #timeoutMs: number;
   readonly #beginWork: () => () => void;
   readonly #draining: () => boolean;
-  readonly #pending = new Map<string, PendingCall>();
+  readonly #pending: PendingIndex<PendingCall>;
   readonly #handlers = new Map<string, HandlerEntry>();
   readonly #running = new Map<string, Running>();
   readonly #validNames = new Set<string>();
@@ -285,6 +286,7 @@ export class Rpc {
 
   constructor(o: RpcOptions) {
     this.#m = o.messenger;
+    this.#pending = new PendingIndex(o.messenger.midPrefix);
     this.#discovery = o.discovery;
     this.#keys = o.keys;
     this.#service = o.service;
@@ -682,7 +684,7 @@ export class Rpc {
     }
     p.cid = currentCorrelationId();
     p.tp = outgoingTraceparent();
-    this.#pending.set(p.mid, p);
+    this.#pending.add(p);
     this.#callTimer.arm(p.deadline);
     this.#dispatch(p);
     return promise;
@@ -915,7 +917,7 @@ export class Rpc {
 
   #settle(p: PendingCall): void {
     p.settled = true;
-    this.#pending.delete(p.mid);
+    this.#pending.delete(p);
     if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
     if (p.retryTimer) clearTimeout(p.retryTimer);
     // The deadline timer stays armed when nothing is pending (it is unref'd and finds nothing):
@@ -939,7 +941,7 @@ export class Rpc {
 
   /** Redis went down: pending replies cannot arrive, so every pending call fails now (typed). */
   failAll(err: RedmeshError): void {
-    for (const p of [...this.#pending.values()]) this.#fail(p, err);
+    for (const p of this.#pending.values()) this.#fail(p, err);
   }
 
   /** Stop taking calls: pending calls fail with `ERR_NOT_RUNNING`, timers are cleared. */
