@@ -133,7 +133,7 @@ const byRound = (f: (sys: (name: string) => Result | undefined) => number) =>
   (perRound.redmesh ?? []).map((_, i) => f((name) => perRound[name]?.[i]));
 const rows: string[] = [];
 rows.push(
-  `| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | fixed ${plan.rate / 1000}k/s: done req/s | fixed p50 / p99 ms | c=64 CPU µs/call caller + callee + Redis | idle RSS MiB |`,
+  `| system | c=1 req/s | c=1 p50 / p99 ms | c=64 req/s | c=64 p50 / p99 ms | c=256 req/s | c=256 p50 / p99 ms | ${plan.rate > 0 ? `fixed ${plan.rate / 1000}k/s` : "fixed (--rate=0: off)"}: done req/s | fixed p50 / p99 ms | c=64 CPU µs/call caller + callee + Redis | idle RSS MiB |`,
 );
 rows.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const sys of SYSTEMS) {
@@ -156,9 +156,13 @@ if (rm) {
     const p50 = rm.c1 && p.c1 ? `; p50 at c=1 ${(rm.c1.p50 / p.c1.p50).toFixed(2)}×` : "";
     ratios.push(`- redmesh / ${peerName} req/s: ${rps.join(", ")}${p50}`);
   }
-  ratios.push(
-    `- redmesh / fastest raw floor: p50 at c=1 ${((rm.c1?.p50 ?? Number.NaN) / rawBest("c1", "p50")).toFixed(2)}× (target ≤ 1.1×)${rm.c64 ? `, req/s at c=64 ${(rm.c64.rps / rawBest("c64", "rps")).toFixed(2)}×` : ""}`,
-  );
+  // Only the ratios whose two sides were measured (`--only=redmesh,moleculer` has no raw floor).
+  const vsRaw = [
+    [(rm.c1?.p50 ?? Number.NaN) / rawBest("c1", "p50"), "p50 at c=1 %× (target ≤ 1.1×)"],
+    [(rm.c64?.rps ?? Number.NaN) / rawBest("c64", "rps"), "req/s at c=64 %×"],
+  ] as const;
+  const vsRawShown = vsRaw.filter(([x]) => Number.isFinite(x)).map(([x, t]) => t.replace("%", x.toFixed(2)));
+  if (vsRawShown.length > 0) ratios.push(`- redmesh / fastest raw floor: ${vsRawShown.join(", ")}`);
   const env = results["raw-envelope"]?.c1;
   if (env && rm.c1)
     ratios.push(
