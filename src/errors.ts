@@ -59,6 +59,11 @@ export const ErrorCode = {
   CONFIG_NOT_FOUND: "ERR_CONFIG_NOT_FOUND",
   /** A configuration version already exists, or an expected version did not match. */
   CONFIG_CONFLICT: "ERR_CONFIG_CONFLICT",
+  /**
+   * A write (a queue `add`) reached the primary but fewer replicas than required confirmed it in
+   * time: a failover now could lose it, so it was not acknowledged. Retryable.
+   */
+  NOT_REPLICATED: "ERR_NOT_REPLICATED",
 } as const;
 
 /** Union of every stable error code. */

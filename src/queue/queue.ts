@@ -103,6 +103,22 @@ export interface QueueOptions {
   maxMessageBytes?: number;
   /** Check Redis' eviction policy and persistence when a worker starts, and warn. @default true */
   checkDurability?: boolean;
+  /**
+   * Replicas that must have an added job before `add`/`addBulk` resolves (Redis `WAIT`, sent right
+   * behind the write on the queue's own producer connection). Redis replicates asynchronously: a
+   * primary that fails over just after acknowledging a write loses it, so with `0` an add acknowledged
+   * in the moment around a failover can vanish. With `1`, an add that resolved is on a replica too,
+   * and survives a failover to it; one that no replica confirmed within `replicaTimeoutMs` rejects
+   * with a retryable `ERR_NOT_REPLICATED` (the job may or may not be in the queue: adding it again is
+   * at-least-once; give it a `jobId` to add it once). The price: each add waits for a replica's
+   * acknowledgement, one more connection per producing queue, and while no replica is connected
+   * (after the primary was lost, until a replica is back) every add fails after `replicaTimeoutMs`.
+   * Adds after `stop()` reject with `ERR_NOT_RUNNING`.
+   * @default 0
+   */
+  replicas?: number;
+  /** How long an add waits for `replicas` to confirm it (see {@link QueueOptions.replicas}). @default 1000 */
+  replicaTimeoutMs?: number;
   /** Count each running job as in-flight work of the owning service (returns the "done" function). */
   beginWork?: () => () => void;
   /** pino-compatible logger. @default silent */
@@ -120,6 +136,8 @@ export const DEFAULT_QUEUE_OPTIONS = Object.freeze({
   blockMs: 1000,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   checkDurability: true,
+  replicas: 0,
+  replicaTimeoutMs: 1000,
 });
 
 /** Options of {@link Queue.process}. */
@@ -300,6 +318,15 @@ function ms(v: unknown, what: string, min: number, max = 86_400_000): number {
   return v;
 }
 
+function replicaCount(v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 16) {
+    throw new ValidationError("replicas must be an integer from 0 to 16", {
+      code: ErrorCode.INVALID_OPTIONS,
+    });
+  }
+  return v;
+}
+
 function reasonOf(err: unknown): string {
   let s: string;
   if (err instanceof RedmeshErrorClass) s = `${err.code}: ${err.message}`;
@@ -329,6 +356,8 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     blockMs: number;
     maxBytes: number;
     checkDurability: boolean;
+    replicas: number;
+    replicaTimeoutMs: number;
     from: string;
     to: string;
   };
@@ -428,6 +457,8 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       blockMs: ms(options.blockMs ?? d.blockMs, "blockMs", 10, 60_000),
       maxBytes: ms(options.maxMessageBytes ?? d.maxMessageBytes, "maxMessageBytes", 64, 512 * 1024 * 1024),
       checkDurability: options.checkDurability ?? d.checkDurability,
+      replicas: replicaCount(options.replicas ?? d.replicas),
+      replicaTimeoutMs: ms(options.replicaTimeoutMs ?? d.replicaTimeoutMs, "replicaTimeoutMs", 1, 60_000),
       from: options.from ?? `${options.service}:/`,
       to: `${options.service}:/`,
     };
@@ -522,6 +553,10 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   }
 
   #announced = false;
+  /** The producer connection of replicated adds (`replicas` > 0), opening or open. */
+  #producer: Promise<BlockingConnection> | undefined;
+  /** Replicated adds in flight (stop lets them finish before closing their connection). */
+  readonly #adds = new Set<Promise<unknown>>();
 
   /**
    * After a reconnect: did Redis keep this queue's data? The queue's entry in the service's queue
@@ -557,16 +592,17 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     const simple = jobs.every((j) => j.delay === 0 && j.unique === "" && j.priority === "0");
     if (simple) {
       // The common case needs no script: one LPUSH, exactly what Hydra's queueMessage does.
-      await this.#redis.command(["LPUSH", this.#k.pending, ...jobs.map((j) => j.entry)]);
+      await this.#replicated(["LPUSH", this.#k.pending, ...jobs.map((j) => j.entry)]);
       return jobs.map((j) => ({ id: j.id, added: true }));
     }
     const args: RedisArg[] = [jobs.length];
     for (const j of jobs) args.push(j.entry, j.delay, j.unique, j.priority);
-    const res = await this.#redis.script<number[]>(
-      ADD,
-      [this.#k.pending, this.#k.delayed, this.#k.ids],
-      args,
-    );
+    const keys = [this.#k.pending, this.#k.delayed, this.#k.ids];
+    const res =
+      this.#o.replicas === 0
+        ? await this.#redis.script<number[]>(ADD, keys, args)
+        : // EVAL, not EVALSHA: a NOSCRIPT fallback would run the script after the WAIT.
+          await this.#replicated<number[]>(["EVAL", ADD.source, keys.length, ...keys, ...args]);
     const earliest = Number(res[0]);
     const now = Number(res[1]);
     if (earliest >= 0) {
@@ -574,6 +610,73 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
       await this.#redis.publish(this.#k.wake, String(earliest - now)).catch(() => undefined);
     }
     return jobs.map((j, i) => ({ id: j.id, added: Number(res[i + 2]) === 1 }));
+  }
+
+  /**
+   * Send an add's write; when `replicas` > 0, send it with `WAIT` right behind it in the same tick on
+   * the queue's own producer connection. The same connection: WAIT counts the replicas that have this
+   * connection's writes (a WAIT sent on a new connection after a failover would confirm nothing yet
+   * return at once). Its own connection: WAIT blocks the connection it runs on, for up to
+   * `replicaTimeoutMs` when a replica is slow or gone, and the service's calls and heartbeats must not
+   * queue behind it.
+   */
+  async #replicated<R = unknown>(args: RedisArg[]): Promise<R> {
+    const n = this.#o.replicas;
+    if (n === 0) return this.#redis.command<R>(args);
+    if (this.#stopping) {
+      throw new StateError(ErrorCode.NOT_RUNNING, `queue "${this.name}" of "${this.service}" was stopped`);
+    }
+    const run = this.#replicatedOn<R>(args, n);
+    this.#adds.add(run);
+    try {
+      return await run;
+    } finally {
+      this.#adds.delete(run);
+    }
+  }
+
+  async #replicatedOn<R>(args: RedisArg[], n: number): Promise<R> {
+    const conn = await this.#producerConnection();
+    const timeout = this.#o.replicaTimeoutMs;
+    const route = { routeByKey: this.#k.pending };
+    const write = conn.command<R>(args, route);
+    const wait = conn.command<number>(["WAIT", n, timeout], { ...route, timeoutMs: timeout + 5000 });
+    const [res, acked] = await Promise.all([write, wait]);
+    if (Number(acked) < n) {
+      throw new RedmeshErrorClass(
+        ErrorCode.NOT_REPLICATED,
+        `queue "${this.name}" of "${this.service}": ${String(acked)} of ${n} replica(s) confirmed the add within ${timeout} ms; it may be lost if the primary fails over now`,
+        {
+          retryable: true,
+          data: { queue: this.name, service: this.service, replicas: n, confirmed: Number(acked) },
+        },
+      );
+    }
+    return res;
+  }
+
+  /** The producer connection of replicated adds, opened on first use (again after a failed open). */
+  #producerConnection(): Promise<BlockingConnection> {
+    if (this.#producer === undefined) {
+      const conn = this.#redis.duplicate(`redmesh:qp:${this.name}:${this.consumerId.slice(0, 8)}`);
+      const opening = conn.connect().then(() => conn);
+      this.#producer = opening;
+      opening.catch(() => {
+        if (this.#producer === opening) this.#producer = undefined;
+        conn.destroy();
+      });
+    }
+    return this.#producer;
+  }
+
+  /** Let replicated adds in flight finish (bounded), then close the producer connection. */
+  async #closeProducer(graceMs: number): Promise<void> {
+    const opening = this.#producer;
+    if (opening === undefined) return;
+    if (this.#adds.size > 0) await settleWithin(Promise.allSettled([...this.#adds]), graceMs);
+    this.#producer = undefined;
+    const conn = await opening.catch(() => undefined);
+    await conn?.close().catch(() => undefined);
   }
 
   // ---------------------------------------------------------------- worker
@@ -1305,6 +1408,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
   async #doStop(graceMs: number): Promise<void> {
     if (this.#state !== QueueState.RUNNING) {
       this.#state = QueueState.STOPPED;
+      await this.#closeProducer(Math.max(1000, graceMs));
       return;
     }
     this.#state = QueueState.STOPPING;
@@ -1362,6 +1466,7 @@ export class Queue<T = unknown> extends EventEmitter<QueueEvents> {
     this.#sweepTimer = undefined;
     await this.#blocking?.close().catch(() => undefined);
     this.#blocking = undefined;
+    await this.#closeProducer(Math.max(1000, graceMs));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -98,6 +98,8 @@ export const ACL_COMMANDS = [
   "multi",
   "exec",
   "discard",
+  // a queue add waits for a replica when the queue's `replicas` option asks for it
+  "wait",
 ] as const;
 
 /** Commands a service needs on top of {@link ACL_COMMANDS} when it runs on a Redis Cluster. */
