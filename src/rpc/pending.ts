@@ -119,3 +119,55 @@ export class PendingIndex<T extends HasMid> {
     return out;
   }
 }
+
+/** An entry of a {@link LiveSet}: its position there, -1 when it is not in one. */
+export interface HasSlot {
+  slot: number;
+}
+
+/**
+ * The handlers running on an instance (for cancels, deadlines and stop): an array of live entries
+ * where each entry knows its index, so adding and removing are O(1) without a Map (whose rehashes
+ * keep replaced tables and their entries reachable, see the module comment). Finding one by a
+ * predicate is a scan: only cancels do that, and they are rare.
+ */
+export class LiveSet<T extends HasSlot> {
+  readonly #items: T[] = [];
+
+  /** How many entries are in the set. */
+  get size(): number {
+    return this.#items.length;
+  }
+
+  /** Add `entry` (no effect if it is in already). */
+  add(entry: T): void {
+    if (entry.slot >= 0) return;
+    entry.slot = this.#items.length;
+    this.#items.push(entry);
+  }
+
+  /** Remove `entry`; false if it was not in the set. */
+  delete(entry: T): boolean {
+    const i = entry.slot;
+    const items = this.#items;
+    if (i < 0 || items[i] !== entry) return false;
+    const last = items.pop() as T;
+    if (last !== entry) {
+      items[i] = last;
+      last.slot = i;
+    }
+    entry.slot = -1;
+    return true;
+  }
+
+  /** The first entry for which `match` is true. */
+  find(match: (entry: T) => boolean): T | undefined {
+    for (const e of this.#items) if (match(e)) return e;
+    return undefined;
+  }
+
+  /** A snapshot of the entries (safe to remove them while iterating it). */
+  values(): T[] {
+    return this.#items.slice();
+  }
+}

@@ -43,7 +43,7 @@ import { Framing, type FramingValue, overLimit, splitRoute } from "../messaging/
 import type { Discovery, Instance } from "../registry/index.js";
 import type { Schema } from "./contract.js";
 import { DeadlineTimer } from "./deadlines.js";
-import { PendingIndex } from "./pending.js";
+import { LiveSet, PendingIndex } from "./pending.js";
 import { outgoingTraceparent, runInSpan } from "./trace.js";
 
 /** UMF `typ` values used by RPC. */
@@ -189,6 +189,8 @@ class PendingCall implements PublishListener {
 /** The context of one running handler; the AbortController is created only if `signal` is read. */
 class Running implements HandlerContext {
   #ac: AbortController | undefined;
+  /** @internal Position in the instance's set of running handlers (-1: not tracked). */
+  slot = -1;
   cancelled = false;
   reason: RedmeshError | undefined;
   constructor(
@@ -252,7 +254,7 @@ export class Rpc {
   readonly #draining: () => boolean;
   readonly #pending: PendingIndex<PendingCall>;
   readonly #handlers = new Map<string, HandlerEntry>();
-  readonly #running = new Map<string, Running>();
+  readonly #running = new LiveSet<Running>();
   readonly #validNames = new Set<string>();
   readonly #validMethods = new Set<string>();
   readonly #channels = new Map<string, string>();
@@ -367,9 +369,10 @@ export class Rpc {
 
   #cancelled(m: UmfShort): void {
     if (m.rmid === undefined) return;
-    const r = this.#running.get(m.rmid);
+    const { rmid, frm } = m;
     // Only the caller that made the request may cancel it.
-    if (!r || r.from !== m.frm) return;
+    const r = this.#running.find((x) => x.message.mid === rmid && x.from === frm);
+    if (!r) return;
     this.#stats.cancelled++;
     r.cancelled = true;
     r.abort(new AbortError("the caller cancelled the call"));
@@ -461,7 +464,7 @@ export class Rpc {
     if (typeof (out as PromiseLike<unknown> | undefined)?.then === "function") {
       // Only a handler still running can be cancelled, stopped or past its deadline: one that
       // answered synchronously is never tracked.
-      this.#running.set(ctx.message.mid, ctx);
+      this.#running.add(ctx);
       (out as PromiseLike<unknown>).then(
         (v) => this.#finish(h, ctx, svc, iid, end, true, v),
         (e: unknown) => this.#finish(h, ctx, svc, iid, end, false, e),
@@ -483,7 +486,7 @@ export class Rpc {
   ): void {
     const m = ctx.message;
     h.inFlight--;
-    this.#running.delete(m.mid);
+    this.#running.delete(ctx);
     try {
       if (!ok) {
         this.#stats.handlerErrors++;

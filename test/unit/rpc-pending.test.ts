@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { PendingIndex } from "../../src/rpc/pending.js";
+import { LiveSet, PendingIndex } from "../../src/rpc/pending.js";
 
 const PREFIX = "abcdef012345-";
 const mid = (n: number) => PREFIX + n.toString(36);
@@ -57,5 +57,60 @@ describe("PendingIndex (pending calls by mid)", () => {
     idx.add(a);
     assert.equal(idx.delete(call(mid(9))), false);
     assert.equal(idx.get(mid(9)), a);
+  });
+});
+
+describe("LiveSet (running handlers)", () => {
+  const entry = (id: number) => ({ id, slot: -1 });
+
+  test("adds, removes from any position, keeps the others findable, and counts", () => {
+    const set = new LiveSet<{ id: number; slot: number }>();
+    const es = Array.from({ length: 10 }, (_, i) => entry(i));
+    for (const e of es) set.add(e);
+    set.add(es[3] as { id: number; slot: number }); // already in: no effect
+    assert.equal(set.size, 10);
+    for (const i of [0, 9, 4, 4]) set.delete(es[i] as { id: number; slot: number });
+    assert.equal(set.size, 7);
+    assert.deepEqual(
+      set
+        .values()
+        .map((e) => e.id)
+        .sort((a, b) => a - b),
+      [1, 2, 3, 5, 6, 7, 8],
+    );
+    for (const e of set.values())
+      assert.equal(
+        set.find((x) => x.id === e.id),
+        e,
+      );
+    assert.equal(
+      set.find((x) => x.id === 4),
+      undefined,
+    );
+    assert.equal((es[4] as { slot: number }).slot, -1, "a removed entry is marked out");
+  });
+
+  test("an entry of another set is not removed from this one", () => {
+    const a = new LiveSet<{ id: number; slot: number }>();
+    const b = new LiveSet<{ id: number; slot: number }>();
+    const x = entry(1);
+    const y = entry(2);
+    a.add(x);
+    b.add(y);
+    assert.equal(a.delete(y), false);
+    assert.equal(b.size, 1);
+    assert.equal(a.size, 1);
+  });
+
+  test("values() is a snapshot: removing while iterating it visits every entry once", () => {
+    const set = new LiveSet<{ id: number; slot: number }>();
+    for (let i = 0; i < 5; i++) set.add(entry(i));
+    const seen: number[] = [];
+    for (const e of set.values()) {
+      seen.push(e.id);
+      set.delete(e);
+    }
+    assert.deepEqual(seen.sort(), [0, 1, 2, 3, 4]);
+    assert.equal(set.size, 0);
   });
 });
