@@ -1,5 +1,6 @@
 /**
- * The calls of one instance that await a reply, found by the reply's `rmid`.
+ * The two per-call indexes of RPC: the calls of one instance that await a reply, found by the
+ * reply's `rmid` ({@link PendingIndex}), and the handlers running on it ({@link LiveSet}).
  *
  * Why not a `Map<mid, call>`: every call adds one entry and deletes it, so the Map rehashes into a
  * new table every few dozen calls, and V8 leaves each replaced table linked to its successor with
