@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const require = createRequire(import.meta.url);
@@ -254,8 +255,11 @@ function pct(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
 }
 
-/** Closed loop: `c` workers, each sends its next request when the previous one is answered. */
-async function closedLoop(send: Send, c: number, ms: number) {
+/**
+ * Closed loop: `c` workers, each sends its next request when the previous one is answered. With
+ * `keep`, the result also carries every measured latency (ms, sorted).
+ */
+async function closedLoop(send: Send, c: number, ms: number, keep = false) {
   const lat: number[] = [];
   let stop = false;
   let record = false;
@@ -281,7 +285,9 @@ async function closedLoop(send: Send, c: number, ms: number) {
   stop = true;
   await Promise.all(workers);
   const s = Float64Array.from(lat).sort();
-  return { rps: n / (elapsed / 1000), p50: pct(s, 0.5), p99: pct(s, 0.99), ...cpu };
+  const base = { rps: n / (elapsed / 1000), p50: pct(s, 0.5), p99: pct(s, 0.99), ...cpu };
+  // Rounded to 0.1 µs: a burst's latencies travel as one JSON line.
+  return keep ? { ...base, lat: Array.from(s, (v) => Math.round(v * 1e4) / 1e4) } : base;
 }
 
 /** Open loop: requests arrive at a fixed rate (spread over each millisecond), whatever the replies do. */
@@ -326,6 +332,11 @@ async function caller(): Promise<void> {
     redisPid?: number;
     /** Print a line when each measured closed-loop cell starts (not during the warm-up). */
     announce?: boolean;
+    /**
+     * After the warm-up, print `{"ready":true}` and then run one c=1 burst per stdin line
+     * `{"ms":N}`, answering each with its latencies (`bench/rpc-c1.ts` interleaves systems so).
+     */
+    serve?: boolean;
   };
   calleePid = plan.calleePid ?? 0;
   redisPid = plan.redisPid ?? 0;
@@ -337,6 +348,15 @@ async function caller(): Promise<void> {
     await closedLoop(send, 64, warm / 4);
   }
   announce = plan.announce === true;
+  if (plan.serve === true) {
+    process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
+    for await (const line of createInterface({ input: process.stdin })) {
+      const { ms } = JSON.parse(line) as { ms: number };
+      process.stdout.write(`${JSON.stringify(await closedLoop(send, 1, ms, true))}\n`);
+    }
+    await Promise.race([close(), sleep(2000)]);
+    process.exit(0);
+  }
   const out: Record<string, unknown> = {};
   for (const c of plan.concurrency) out[`c${c}`] = await closedLoop(send, c, plan.ms);
   if (plan.rate > 0) out.fixed = await fixedRate(send, plan.rate, plan.ms);

@@ -7,13 +7,19 @@ import { createInterface } from "node:readline";
 
 const peer = new URL("./_rpc-peer.ts", import.meta.url).pathname;
 
-/** A peer process (`callee …` or `caller …`); `next()` reads its next stdout line as JSON. */
-export function spawnPeer(args: string[]): {
+/**
+ * A peer process (`callee …` or `caller …`); `next()` reads its next stdout line as JSON. With
+ * `stdin`, the process's standard input is a pipe (`proc.stdin`) instead of closed.
+ */
+export function spawnPeer(
+  args: string[],
+  stdin = false,
+): {
   proc: ChildProcess;
   next: () => Promise<Record<string, unknown>>;
 } {
   const proc = spawn(process.execPath, ["--import", "tsx", peer, ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: [stdin ? "pipe" : "ignore", "pipe", "inherit"],
   });
   const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
   const next = async () => {
