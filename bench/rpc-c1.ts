@@ -123,6 +123,16 @@ for (const sys of SYSTEMS.filter((s) => !FLOORS.includes(s))) {
     `- ${sys} / fastest raw floor, p50: pooled ${ratio.toFixed(2)}×; paired per burst: median ${quantile(paired, 0.5).toFixed(2)}× (quartiles ${quantile(paired, 0.25).toFixed(2)}–${quantile(paired, 0.75).toFixed(2)}×)${sys === "redmesh" ? " (target ≤ 1.1×)" : ""}`,
   );
 }
+if (SYSTEMS.includes("redmesh") && SYSTEMS.includes("raw-envelope")) {
+  // What RPC semantics cost over the least a JSON-envelope RPC on the same client does.
+  const env = got.get("raw-envelope") ?? [];
+  const pooledEnv =
+    quantile(pooled.get("redmesh") ?? [], 0.5) / quantile(pooled.get("raw-envelope") ?? [], 0.5);
+  const paired = sortNum((got.get("redmesh") ?? []).map((x, b) => x.p50 / (env[b]?.p50 ?? Number.NaN)));
+  console.log(
+    `- redmesh / raw-envelope, p50: pooled ${pooledEnv.toFixed(2)}×; paired per burst: median ${quantile(paired, 0.5).toFixed(2)}× (quartiles ${quantile(paired, 0.25).toFixed(2)}–${quantile(paired, 0.75).toFixed(2)}×)`,
+  );
+}
 console.log(
   "- pooled: the p50 over all of a system's calls over the floor's; paired: per burst, the system's p50 over the fastest floor's p50 in the same rotation, then the median of those ratios.",
 );
