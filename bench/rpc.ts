@@ -223,7 +223,7 @@ const notes = [
   "- raw-node-redis, raw-ioredis: two processes ping-ponging over PUBLISH/SUBSCRIBE with no framework (node-redis with commandOptions.timeout 0, and ioredis); the callee sends back what it got without parsing it. The fastest of the two is the raw floor of the targets.",
   "- raw-envelope: the same ping-pong over node-redis, but with the least any RPC with a JSON envelope does: the callee parses the request (`to`, `frm`, `mid`, `dl`, `bdy`) and answers with a new JSON reply matched by `rmid`. Not a floor of the targets; it tells the cost of a JSON envelope from the cost of redmesh's own work.",
   "- rounds: every round starts fresh processes for each system in turn; each cell shows its round with the median req/s (as the targets were set: medians of 3). The machine's speed drifts by 15 % and more within minutes, so the two target ratios (and redmesh over raw-envelope) are also given round by round.",
-  "- c=1 on a shared VM: single rounds of one run have put redmesh anywhere from 0.95× to 1.49× the raw floor; `npm run bench -- rpc-c1` measures c=1 with the systems interleaved in short bursts, which that drift cannot tell apart.",
+  "- c=1 on a shared VM: single rounds of one run have put redmesh anywhere from 0.95× to 1.49× the raw floor; `npm run bench -- rpc-c1` measures c=1 with the systems interleaved in short bursts, so the drift hits them all alike.",
 ].join("\n");
 const table = `${header}\n\n${rows.join("\n")}\n\n${ratios.join("\n")}\n\n${notes}\n`;
 console.log(`\nRPC benchmark (npm run bench -- rpc${quick ? " --quick" : ""})\n\n${table}`);
