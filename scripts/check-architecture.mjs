@@ -1,13 +1,43 @@
 #!/usr/bin/env node
-// Architecture rules (STYLE.md "The shape of the code"), checked on every `npm run lint`:
-//  1. only src/redis/ imports the Redis driver;
-//  2. only src/keys.ts builds key names (no literal ":service:" key fragments elsewhere in src/);
-//  3. dependencies point one way: core ← redis ← capabilities ← service ← gateway/dashboard ← cli;
-//  4. no import cycles among src/ modules.
+// The architecture check `npm run lint` runs (docs/architecture.md draws the same picture):
+//  1. every file of src/ belongs to a unit of PICTURE (a root file or a folder);
+//  2. a unit imports only units of lower rank, never a peer of its own rank nor anything above;
+//  3. an import into another folder goes through that folder's index.ts (no reaching into its files);
+//  4. only src/redis/ imports the Redis driver;
+//  5. only src/keys.ts builds key names (no literal ":service:" fragments elsewhere);
+//  6. no import cycles among src/ modules.
+// `--root <dir>` checks another tree (the test that proves this check fails on a bad import uses it).
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 
-const root = resolve("src");
+/** Units from the bottom up; units in one inner list are peers (they may not import each other). */
+export const PICTURE = [
+  ["json.ts", "errors.ts", "logger.ts", "async.ts", "context.ts"],
+  ["keys.ts", "lifecycle.ts"],
+  ["envelope"],
+  ["redis"],
+  ["registry"],
+  ["health", "security", "config"],
+  ["log", "queue"],
+  ["balancer"],
+  ["messaging"],
+  ["rpc"],
+  ["service-options.ts"],
+  ["service.ts"],
+  ["dashboard"],
+  ["gateway"],
+  ["cli"],
+  ["index.ts"],
+];
+
+const argRoot = process.argv.indexOf("--root");
+const root = resolve(argRoot >= 0 ? process.argv[argRoot + 1] : "src");
+
+const rank = new Map();
+PICTURE.forEach((peers, i) => {
+  for (const u of peers) rank.set(u, i);
+});
+
 const files = [];
 const walk = (d) => {
   for (const n of readdirSync(d)) {
@@ -18,36 +48,39 @@ const walk = (d) => {
 };
 walk(root);
 
-// Layer of a file: lower numbers may not import higher ones.
-const layerOf = (f) => {
-  const r = relative(root, f).replaceAll("\\", "/");
-  if (/^(errors|keys|logger|async)\.ts$/.test(r) || r.startsWith("envelope/")) return 0;
-  if (r.startsWith("redis/")) return 1;
-  if (r === "service.ts") return 3;
-  if (r.startsWith("gateway/") || r.startsWith("dashboard/")) return 4;
-  if (r.startsWith("cli/")) return 5;
-  if (r === "index.ts" || r.endsWith("/index.ts")) return r === "index.ts" ? 6 : layerOfDir(r);
-  return 2; // capabilities
-};
-const layerOfDir = (r) => layerOf(join(root, r.replace(/\/index\.ts$/, "/x.ts")));
+/** The unit of a file: its top folder under src/, or the root file itself. */
+const unitOf = (f) => relative(root, f).split(sep)[0];
+const isFolderUnit = (u) => !u.endsWith(".ts");
 
 const problems = [];
 const graph = new Map();
+const IMPORT = /^\s*(?:import|export)\s(?:[^;]*?from\s+)?"([^"]+)"/gms;
+const DYNAMIC = /\bimport\(\s*"([^"]+)"\s*\)/g;
 for (const f of files) {
   const text = readFileSync(f, "utf8");
-  const rel = relative(root, f);
+  const rel = relative(root, f).replaceAll("\\", "/");
+  const unit = unitOf(f);
+  if (!rank.has(unit)) problems.push(`${rel}: belongs to no unit of the picture (add "${unit}" to PICTURE)`);
   const deps = [];
-  for (const m of text.matchAll(/^\s*(?:import|export)\s(?:[^;]*?from\s+)?"([^"]+)"/gms)) {
-    const spec = m[1];
-    if (/^(@redis\/|redis$|ioredis$)/.test(spec) && !rel.startsWith("redis/")) {
+  const specs = [...text.matchAll(IMPORT), ...text.matchAll(DYNAMIC)].map((m) => m[1]);
+  for (const spec of specs) {
+    if (/^(@redis\/|redis$|ioredis$)/.test(spec) && unit !== "redis") {
       problems.push(`${rel}: imports the Redis driver "${spec}" (only src/redis/ may)`);
     }
-    if (spec.startsWith(".")) {
-      const target = resolve(dirname(f), spec.replace(/\.js$/, ".ts"));
-      deps.push(target);
-      if (layerOf(target) > layerOf(f) && !rel.endsWith("index.ts")) {
-        problems.push(`${rel}: imports ${relative(root, target)} from a higher layer`);
-      }
+    if (!spec.startsWith(".")) continue;
+    const target = resolve(dirname(f), spec.replace(/\.js$/, ".ts"));
+    deps.push(target);
+    const tu = unitOf(target);
+    if (tu === unit) continue;
+    const trel = relative(root, target).replaceAll("\\", "/");
+    if (!rank.has(tu)) {
+      problems.push(`${rel}: imports ${trel}, outside the picture`);
+      continue;
+    }
+    if (rank.get(tu) > rank.get(unit)) problems.push(`${rel}: imports ${trel} from a higher layer (${tu})`);
+    else if (rank.get(tu) === rank.get(unit)) problems.push(`${rel}: imports its peer ${tu} (same layer)`);
+    if (isFolderUnit(tu) && trel !== `${tu}/index.ts`) {
+      problems.push(`${rel}: reaches into ${trel} (import "${tu}/index.js" instead)`);
     }
   }
   graph.set(f, deps);
@@ -55,7 +88,7 @@ for (const f of files) {
     problems.push(`${rel}: builds a key name with ":service:" (only src/keys.ts may)`);
   }
 }
-// Cycle detection (DFS with colours).
+// Cycle detection (DFS with colours), within units too.
 const colour = new Map();
 const stack = [];
 const visit = (f) => {
@@ -80,4 +113,6 @@ if (problems.length) {
   console.error(`architecture check failed:\n  ${[...new Set(problems)].join("\n  ")}`);
   process.exit(1);
 }
-console.log(`architecture check: ${files.length} files, no driver leaks, no layer violations, no cycles`);
+console.log(
+  `architecture check: ${files.length} files in ${PICTURE.flat().length} units, imports downward and through index.ts, no driver leaks, no cycles`,
+);

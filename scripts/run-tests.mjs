@@ -52,7 +52,8 @@ mkdirSync(".tmp", { recursive: true });
 
 /** Run one pass; returns its counts from its TAP report. */
 function pass(label, passFiles, topology) {
-  const tap = `.tmp/test-report${topology === "standalone" ? "" : `-${topology}`}.tap`;
+  // One report per run and pass: runs started side by side (several checkouts' sessions) never mix.
+  const tap = `.tmp/test-report-${process.pid}-${topology}.tap`;
   rmSync(tap, { force: true });
   if (topology !== "standalone") console.log(`\n# topology matrix: ${passFiles.length} suites on ${label}\n`);
   const res = spawnSync(
@@ -85,6 +86,7 @@ function pass(label, passFiles, topology) {
   } catch {
     counts.failed = 1;
   }
+  rmSync(tap, { force: true });
   if (res.status !== 0) counts.failed = Math.max(counts.failed, 1);
   return { label, ...counts };
 }

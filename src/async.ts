@@ -6,11 +6,18 @@
  */
 
 /**
- * Wait for `p` at most `timeoutMs`; never rejects (a rejection counts as settled). Resolves `true` when
- * `p` settled in time, `false` when the time ran out. Leaves no timer behind.
+ * Wait for `p` at most `timeoutMs`, or until `signal` aborts (a forced stop); never rejects (a
+ * rejection counts as settled). Resolves `true` when `p` settled in time, `false` when the time ran
+ * out or the signal fired. Leaves no timer or listener behind.
  */
-export async function settleWithin(p: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+export async function settleWithin(
+  p: Promise<unknown>,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  if (signal?.aborted) return false;
   let t: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
   const settled = await Promise.race([
     p.then(
       () => true,
@@ -18,9 +25,14 @@ export async function settleWithin(p: Promise<unknown>, timeoutMs: number): Prom
     ),
     new Promise<false>((resolve) => {
       t = setTimeout(() => resolve(false), timeoutMs);
+      if (signal) {
+        onAbort = () => resolve(false);
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
     }),
   ]);
   clearTimeout(t);
+  if (onAbort) signal?.removeEventListener("abort", onAbort);
   return settled;
 }
 
@@ -46,18 +58,24 @@ export class InFlight {
     };
   }
 
-  /** Wait until nothing is in flight, at most `timeoutMs`: `true` when idle, `false` when time ran out. */
-  whenIdle(timeoutMs: number): Promise<boolean> {
+  /**
+   * Wait until nothing is in flight, at most `timeoutMs` (and not past `signal`): `true` when idle,
+   * `false` when the time ran out or the signal fired.
+   */
+  whenIdle(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.#count === 0) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      const done = () => {
+      const finish = (idle: boolean) => {
         clearTimeout(t);
-        resolve(true);
-      };
-      const t = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
         this.#waiters = this.#waiters.filter((w) => w !== done);
-        resolve(false);
-      }, timeoutMs);
+        resolve(idle);
+      };
+      const done = () => finish(true);
+      const onAbort = () => finish(false);
+      const t = setTimeout(() => finish(false), timeoutMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
       this.#waiters.push(done);
     });
   }

@@ -14,7 +14,7 @@
 import { EventEmitter } from "node:events";
 import { CircuitOpenError, ErrorCode, ValidationError } from "../errors.js";
 import { type Logger, silentLogger } from "../logger.js";
-import { type Instance, InstanceStatus } from "../registry/types.js";
+import { type Instance, InstanceStatus } from "../registry/index.js";
 import {
   type BreakerSnapshot,
   BreakerState,

@@ -10,12 +10,12 @@
  * @module
  */
 
-import { safeJsonParse } from "../envelope/index.js";
 import { ErrorCode, StateError, ValidationError } from "../errors.js";
+import { safeJsonParse } from "../json.js";
 import type { Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
 import type { RedisLike } from "../redis/index.js";
-import { InstanceStatus, type InstanceStatusValue } from "../registry/types.js";
+import { InstanceStatus, type InstanceStatusValue } from "../registry/index.js";
 import type { ClockMs } from "./types.js";
 
 /** What the tracker knows about one instance's load. */

@@ -8,7 +8,7 @@
  */
 
 import { NoInstanceError } from "../errors.js";
-import type { Instance } from "../registry/types.js";
+import type { Instance } from "../registry/index.js";
 import { RetryPolicy } from "./retry.js";
 import type { InstancePicker } from "./types.js";
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Instance } from "../registry/types.js";
+import type { Instance } from "../registry/index.js";
 
 /** What the caller knows about the request an instance is picked for. */
 export interface PickContext {

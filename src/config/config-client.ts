@@ -19,8 +19,8 @@
  */
 
 import { EventEmitter } from "node:events";
-import { safeJsonParse } from "../envelope/umf.js";
 import { ConfigError, ErrorCode, type RedmeshError, ValidationError } from "../errors.js";
+import { safeJsonParse } from "../json.js";
 import { assertServiceName, type Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { loadScript, type RedisLike } from "../redis/index.js";

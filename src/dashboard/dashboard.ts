@@ -25,6 +25,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode, StateError, ValidationError } from "../errors.js";
 import { createKeys, type Keys } from "../keys.js";
 import {
+  compareEntries,
+  compareIds,
   type DuplicableRedis,
   isLogLevel,
   type LogEntry,
@@ -32,7 +34,6 @@ import {
   queryLogs,
   tailLogs,
 } from "../log/index.js";
-import { compareEntries, compareIds } from "../log/types.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { type QueueRedis, readQueueStats } from "../queue/index.js";
 import {

@@ -7,8 +7,8 @@
  */
 
 import { createConfigClient } from "../config/index.js";
-import { safeJsonParse } from "../envelope/umf.js";
 import type { HealthSnapshot } from "../health/index.js";
+import { safeJsonParse } from "../json.js";
 import type { Keys } from "../keys.js";
 import type { RedisLike } from "../redis/index.js";
 import type { Discovery } from "../registry/index.js";

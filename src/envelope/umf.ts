@@ -14,6 +14,9 @@
 
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { ErrorCode, MessageError, ValidationError } from "../errors.js";
+import { safeJsonParse } from "../json.js";
+
+export { safeJsonParse } from "../json.js";
 
 /** The UMF version Hydra 1.9 stamps on its messages; redmesh uses the same. */
 export const UMF_VERSION = "UMF/1.4.6";
@@ -205,37 +208,6 @@ function optNumber(v: unknown, field: string): number | undefined {
 
 function invalid(reason: string, cause?: unknown): MessageError {
   return new MessageError(ErrorCode.INVALID_MESSAGE, `malformed message: ${reason}`, cause ? { cause } : {});
-}
-
-/**
- * Parse JSON without prototype pollution: `__proto__` keys and object-valued `constructor` keys are
- * removed at any depth. The walk is iterative, so deep nesting cannot overflow the stack, and it only
- * runs when the text contains one of the two words (the common case costs one `includes`).
- */
-export function safeJsonParse(text: string): unknown {
-  const value: unknown = JSON.parse(text);
-  if (text.includes("__proto__") || text.includes("constructor")) scrub(value);
-  return value;
-}
-
-function scrub(root: unknown): void {
-  const stack: unknown[] = [root];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v !== "object" || v === null) continue;
-    if (Array.isArray(v)) {
-      for (const x of v) if (typeof x === "object" && x !== null) stack.push(x);
-      continue;
-    }
-    const o = v as Record<string, unknown>;
-    if (Object.hasOwn(o, "__proto__")) Reflect.deleteProperty(o, "__proto__");
-    if (Object.hasOwn(o, "constructor") && typeof o.constructor === "object")
-      Reflect.deleteProperty(o, "constructor");
-    for (const k of Object.keys(o)) {
-      const x = o[k];
-      if (typeof x === "object" && x !== null) stack.push(x);
-    }
-  }
 }
 
 /** Options for {@link encode} and {@link decode}. */

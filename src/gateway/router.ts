@@ -17,7 +17,7 @@
  * @module
  */
 
-import { normalizeRoutePattern } from "../envelope/route.js";
+import { normalizeRoutePattern } from "../envelope/index.js";
 
 /** Verb that stands for every method (also used for patterns without a verb). */
 export const ANY_METHOD = "all";

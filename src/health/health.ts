@@ -11,11 +11,11 @@
 
 import { hostname } from "node:os";
 import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
-import { safeJsonParse } from "../envelope/umf.js";
+import { safeJsonParse } from "../json.js";
 import type { Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
 import type { RedisLike } from "../redis/index.js";
-import { InstanceStatus, type InstanceStatusValue } from "../registry/types.js";
+import { InstanceStatus, type InstanceStatusValue } from "../registry/index.js";
 
 /** Hydra caps the health log at 64 entries (MAX_ENTRIES_IN_HEALTH_LOG). */
 export const HEALTH_LOG_MAX = 64;

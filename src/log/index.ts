@@ -24,6 +24,8 @@ export {
   type ServiceLogOptions,
 } from "./service-log.js";
 export {
+  compareEntries,
+  compareIds,
   isLogLevel,
   type LogEntry,
   LogLevel,

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { safeJsonParse } from "../envelope/umf.js";
+import { safeJsonParse } from "../json.js";
 import type { ServiceLog } from "./service-log.js";
 import { isLogLevel, type LogLevelName, levelFromNumber } from "./types.js";
 

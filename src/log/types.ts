@@ -8,7 +8,7 @@
  * @module
  */
 
-import { safeJsonParse } from "../envelope/umf.js";
+import { safeJsonParse } from "../json.js";
 
 /** Log levels with pino's numeric values (so pino records map one to one). */
 export const LogLevel = {

@@ -21,6 +21,7 @@ export {
   FRAME_FORMAT,
   Framing,
   type FramingValue,
+  overLimit,
   receive,
   serialize,
   splitRoute,

@@ -7,11 +7,11 @@
  * @module
  */
 
-import type { InstancePicker, PickContext } from "../balancer/types.js";
+import type { InstancePicker, PickContext } from "../balancer/index.js";
 import { type Instance, InstanceStatus } from "../registry/index.js";
 
 // The seam's types are the balancer's: one definition for messaging, RPC, the gateway and the balancer.
-export type { InstancePicker, PickContext } from "../balancer/types.js";
+export type { InstancePicker, PickContext } from "../balancer/index.js";
 
 /** True when the instance may get new work under `ctx`. */
 export function isEligible(inst: Instance, ctx: PickContext): boolean {

@@ -12,8 +12,8 @@
  */
 
 import { EventEmitter } from "node:events";
-import { safeJsonParse } from "../envelope/umf.js";
 import { ErrorCode, StateError } from "../errors.js";
+import { safeJsonParse } from "../json.js";
 import { assertServiceName, isInstanceId, isServiceName, type Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { loadScript, type RedisLike } from "../redis/index.js";

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { normalizeRoutePattern } from "../envelope/route.js";
+import { normalizeRoutePattern } from "../envelope/index.js";
 import type { Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
 import { loadScript, type RedisLike } from "../redis/index.js";

@@ -37,9 +37,15 @@ import {
 } from "../errors.js";
 import { assertServiceName, type Keys } from "../keys.js";
 import { type Logger, silentLogger } from "../logger.js";
-import { Messenger, type PublishListener } from "../messaging/messenger.js";
-import type { PickContext } from "../messaging/picker.js";
-import { Framing, type FramingValue, overLimit, splitRoute } from "../messaging/wire.js";
+import {
+  Framing,
+  type FramingValue,
+  Messenger,
+  overLimit,
+  type PickContext,
+  type PublishListener,
+  splitRoute,
+} from "../messaging/index.js";
 import type { Discovery, Instance } from "../registry/index.js";
 import type { Schema } from "./contract.js";
 import { DeadlineTimer } from "./deadlines.js";
