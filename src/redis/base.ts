@@ -1,5 +1,6 @@
 /**
  * What every connection topology shares: the status machine and its events, bounded `connect()` waits,
+ * the one way down (`stop()`, `close()`, `destroy()`, `closed()`: the contract of `src/lifecycle.ts`)
  * and the channel → listeners table that pub/sub messages are dispatched through.
  *
  * @module
@@ -7,6 +8,14 @@
 
 import { EventEmitter } from "node:events";
 import { ConnectionError, RedisReplyError, type RedmeshError } from "../errors.js";
+import {
+  Lifecycle,
+  LifeState,
+  type LifeStateValue,
+  type StopContext,
+  type StopOptions,
+  type Stoppable,
+} from "../lifecycle.js";
 import type { LuaScript } from "./lua-script.js";
 import {
   type CommandOptions,
@@ -18,13 +27,17 @@ import {
   translateError,
 } from "./types.js";
 
+/** Default of `close()`/`stop()`'s `timeoutMs`: how long pending replies may take before the sockets go. */
+const CLOSE_TIMEOUT_MS = 1000;
+
 /** Base class of the standalone, Cluster and Sentinel connections. */
-export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents> {
+export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents> implements Stoppable {
   #status: ConnectionStatusValue = ConnectionStatus.IDLE;
   #everReady = false;
   /** Rejecters of pending `connect()` waits, failed at once by `close()`/`destroy()`. */
   readonly #connectWaits = new Set<(err: RedmeshError) => void>();
-  #closing: Promise<void> | undefined;
+  // Status stays the state (connect() may retry, `reconnecting` has no LifeState): this runs only the stop.
+  readonly #life = new Lifecycle("the Redis connection");
   /** Channel → listeners. The first listener of a channel subscribes it, the last one unsubscribes. */
   protected readonly channelListeners = new Map<string, Set<MessageListener>>();
 
@@ -118,8 +131,19 @@ export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents>
     return this.#status === ConnectionStatus.READY;
   }
 
-  /** True once `close()`/`destroy()` ran (a getter, so TypeScript re-reads it after an `await`). */
-  protected get closed(): boolean {
+  /**
+   * Life-cycle state, from {@link status}: `connecting` is `starting`, `ready` and `reconnecting` are
+   * `running`, and `closed` is `stopping` until the sockets are gone, then `stopped`.
+   */
+  get state(): LifeStateValue {
+    const life = this.#life.state;
+    if (life !== LifeState.IDLE) return life;
+    if (this.#status === ConnectionStatus.IDLE) return LifeState.IDLE;
+    return this.#status === ConnectionStatus.CONNECTING ? LifeState.STARTING : LifeState.RUNNING;
+  }
+
+  /** True once `stop()`/`close()`/`destroy()` ran (a getter, so TypeScript re-reads it after an `await`). */
+  protected get isClosed(): boolean {
     return this.#status === ConnectionStatus.CLOSED;
   }
 
@@ -188,28 +212,88 @@ export abstract class ConnectionBase extends EventEmitter<RedisConnectionEvents>
   }
 
   /**
+   * Stop: with `force`, {@link destroy} (pending commands are rejected now, like node-redis'
+   * `destroy()`); else {@link close} (pending replies get at most `timeoutMs`, default 1000 ms, then
+   * the sockets are destroyed). `stop`, `close` and `destroy` share one memoised outcome: every call
+   * returns the same promise, which never rejects, and a later `force` cuts a graceful stop short.
+   */
+  stop(options: StopOptions & { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? CLOSE_TIMEOUT_MS;
+    return this.#life.stop((ctx) => this.#down(ctx, timeoutMs), options);
+  }
+
+  /**
    * Close gracefully: pending replies get at most `timeoutMs`, then the sockets are destroyed.
-   * Idempotent: every call returns the same promise (also after `destroy()`).
+   * Idempotent: every call returns the same promise as `stop()` (also after `destroy()`).
    */
   close(options: { timeoutMs?: number } = {}): Promise<void> {
-    this.#closing ??= this.doClose(options.timeoutMs ?? 1000);
-    return this.#closing;
+    return this.stop(options);
   }
 
-  /** The graceful close behind {@link close} (runs once). */
-  protected abstract doClose(timeoutMs: number): Promise<void>;
-
-  /** `destroy()` ran: a later `close()` has nothing left to do. */
-  protected markDestroyed(): void {
-    this.#closing ??= Promise.resolve();
+  /**
+   * Close at once: pending commands and `connect()` waits are rejected and the sockets destroyed
+   * before this returns. `stop({ force: true })` without the promise; also cuts a `close()` short.
+   */
+  destroy(): void {
+    void this.stop({ force: true });
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+  /**
+   * Resolves once the connection is closed and its sockets are gone. Always with `undefined`: the
+   * driver reconnects for as long as the connection is open (its reconnect strategy never gives up),
+   * so a connection only goes down when asked.
+   */
+  closed(): Promise<Error | undefined> {
+    return this.#life.closed();
   }
+
+  /** Same as `stop()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  /**
+   * The one way down (runs once): closed status, connect waits failed, then unless forced a drain
+   * of pending replies, then the sockets destroyed. Up to the teardown nothing is awaited when
+   * forced, so `destroy()` has done its work when it returns.
+   */
+  async #down(ctx: StopContext, timeoutMs: number): Promise<void> {
+    const wasReady = this.isReady;
+    this.setStatus(ConnectionStatus.CLOSED);
+    this.#failConnectWaits(
+      new ConnectionError(`the Redis connection was ${ctx.force ? "destroyed" : "closed"} while connecting`),
+    );
+    this.channelListeners.clear();
+    let gone: Promise<void> | undefined;
+    const teardown = () => {
+      gone ??= this.teardown(
+        new ConnectionError(`the Redis connection was ${ctx.force ? "destroyed" : "closed"}`),
+      );
+      return gone;
+    };
+    if (!ctx.force && wasReady) {
+      // A forced stop given during the drain tears down at once, not when the drain gives up.
+      ctx.signal.addEventListener("abort", teardown, { once: true });
+      await this.drain(timeoutMs, ctx.signal);
+      ctx.signal.removeEventListener("abort", teardown);
+    }
+    await teardown();
+  }
+
+  /**
+   * Let pending replies arrive and close the sockets gracefully, at most `timeoutMs` or until
+   * `signal` aborts (a forced stop). Never rejects. Runs at most once, only when the connection was ready.
+   */
+  protected abstract drain(timeoutMs: number, signal: AbortSignal): Promise<void>;
+
+  /**
+   * Destroy every socket and reject every pending command with `err`, synchronously; resolves once
+   * the driver has let go of everything. Never rejects. Runs once, after {@link drain} if any.
+   */
+  protected abstract teardown(err: ConnectionError): Promise<void>;
 
   /** Fail every pending `connect()` wait now (closing while connecting). */
-  protected failConnectWaits(err: RedmeshError): void {
+  #failConnectWaits(err: RedmeshError): void {
     for (const fail of [...this.#connectWaits]) fail(err);
   }
 

@@ -83,7 +83,7 @@ export interface ClusterConnectionOptions {
 
 /**
  * A connection to a Redis Cluster. Constructors do no I/O; `connect()` discovers the slot map and
- * connects to the primaries; `close()` is idempotent.
+ * connects to the primaries; `stop()`/`close()`/`destroy()` share one memoised end.
  */
 export class ClusterConnection extends DriverConnection<NodeRedisCluster> implements RedisHandle {
   /** This connection speaks to a Redis Cluster: keys need the `{<svc>}` hash tag. */
@@ -95,6 +95,8 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
   readonly #slotCache = new Map<string, number>();
   /** Sharded-publish slots → the node that owned them last time, and when that changed. */
   readonly #slotOwners = new Map<number, { address: string; changedAt: number }>();
+  /** The node clients of a graceful close under way (see `closeDriver`). */
+  #draining: Array<{ destroy(): void }> = [];
 
   constructor(options: ClusterConnectionOptions) {
     super();
@@ -121,8 +123,14 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
   }
 
   protected async closeDriver(cluster: NodeRedisCluster, graceful: boolean): Promise<void> {
-    if (graceful) await cluster.close().catch(() => undefined);
-    else if (cluster.isOpen) cluster.destroy();
+    if (graceful) {
+      // node-redis forgets its nodes as soon as close() starts: keep them to destroy if the drain times out.
+      this.#draining = nodeClients(cluster);
+      await cluster.close().catch(() => undefined);
+      return;
+    }
+    if (cluster.isOpen) cluster.destroy();
+    for (const client of this.#draining.splice(0)) client.destroy();
   }
 
   protected sendRaw<T>(
@@ -152,7 +160,7 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
       try {
         return await this.#sendOnce<T>(cluster, args, key ?? routeBy, key === undefined);
       } catch (err) {
-        if (!isTryAgain(err) || this.closed || performance.now() - started + delay > budgetMs) throw err;
+        if (!isTryAgain(err) || this.isClosed || performance.now() - started + delay > budgetMs) throw err;
         await pause(delay);
         delay = Math.min(delay * 2, 100);
       }
@@ -283,7 +291,7 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
       const n = await this.#sendOnce<number>(cluster, ["SPUBLISH", channel, message], channel, false);
       // A MOVED during this publish refreshed the map: that counts as a move too.
       const movedAt = this.#noteSlotOwner(cluster, slot);
-      if (n > 0 || this.closed || performance.now() - movedAt > SLOT_MOVE_GRACE_MS) return n;
+      if (n > 0 || this.isClosed || performance.now() - movedAt > SLOT_MOVE_GRACE_MS) return n;
       await pause(delay);
       delay = Math.min(delay * 2, 200);
     }
@@ -372,6 +380,14 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
       ...(name === undefined ? {} : { clientName: name }),
     });
   }
+}
+
+/** Every node client a cluster holds now: masters (and their pub/sub clients), replicas, the pub/sub node. */
+function nodeClients(cluster: NodeRedisCluster): Array<{ destroy(): void }> {
+  const out: Array<{ destroy(): void } | undefined> = [cluster.pubSubNode?.client];
+  for (const m of cluster.masters) out.push(m.client, m.pubSub?.client);
+  for (const r of cluster.replicas) out.push(r.client);
+  return out.filter((c): c is { destroy(): void } => c !== undefined);
 }
 
 /** The reachable nodes of a `CLUSTER NODES` reply (`<id> <host:port@bus[,hostname]> <flags> …`). */

@@ -62,7 +62,7 @@ Object.defineProperty(LeanRedisClient.prototype, "Multi", {
 
 /**
  * A standalone Redis connection: one command socket plus, on first subscribe, one subscriber socket.
- * Constructors do no I/O; `connect()` connects; `close()` is idempotent.
+ * Constructors do no I/O; `connect()` connects; `stop()`/`close()`/`destroy()` share one memoised end.
  */
 export class RedisConnection extends ConnectionBase implements RedisHandle {
   /** This connection speaks to one standalone server. */
@@ -451,43 +451,34 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
     });
   }
 
-  protected async doClose(timeoutMs: number): Promise<void> {
-    const clients = [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
-    const wasReady = this.isReady;
-    this.setStatus(ConnectionStatus.CLOSED);
-    this.#cancelConnect(clients);
-    clearInterval(this.#probeTimer);
-    this.channelListeners.clear();
-    await Promise.all(
-      clients.map(async (c) => {
-        if (!c.isOpen) return;
-        if (wasReady && c.isReady) await settleWithin(c.close(), timeoutMs);
-        if (c.isOpen) c.destroy();
-      }),
-    );
-    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was closed"));
+  #clients(): NodeRedisClient[] {
+    return [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
   }
 
-  /** Close both sockets at once, failing pending commands. */
-  destroy(): void {
-    this.setStatus(ConnectionStatus.CLOSED);
+  protected async drain(timeoutMs: number, signal: AbortSignal): Promise<void> {
+    await Promise.all(
+      this.#clients()
+        .filter((c) => c.isReady)
+        .map((c) => settleWithin(c.close(), timeoutMs, signal)),
+    );
+  }
+
+  protected async teardown(err: ConnectionError): Promise<void> {
     clearInterval(this.#probeTimer);
-    this.channelListeners.clear();
-    const clients = [this.#client, this.#subscriber].filter((c): c is NodeRedisClient => c !== undefined);
+    const clients = this.#clients();
     this.#cancelConnect(clients);
-    for (const c of clients) if (c.isOpen) c.destroy();
-    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));
-    this.markDestroyed();
+    // Not only while `isOpen`: a close() that ran out of time leaves node-redis reporting a socket closed
+    // that it still holds.
+    for (const c of clients) c.destroy();
+    this.#deadlines.rejectAll(err);
   }
 
   /**
-   * Closing while connecting: fail the pending `connect()` waits now (not at their timeout), and
-   * destroy a socket that shows up afterwards. node-redis 6 stores the socket it is connecting only
-   * once the TCP connect resolves, so a `destroy()` in that window misses it and the socket would then
-   * finish its handshake and stay open (keeping the process alive).
+   * Closing while connecting: destroy a socket that shows up afterwards. node-redis 6 stores the
+   * socket it is connecting only once the TCP connect resolves, so a `destroy()` in that window misses
+   * it and the socket would then finish its handshake and stay open (keeping the process alive).
    */
   #cancelConnect(clients: NodeRedisClient[]): void {
-    this.failConnectWaits(new ConnectionError("the Redis connection was closed while connecting"));
     for (const c of clients) if (!c.isReady) c.once("connect", () => c.destroy());
   }
 }

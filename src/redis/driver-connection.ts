@@ -7,7 +7,7 @@
  */
 
 import { settleWithin } from "../async.js";
-import { ConnectionError, ErrorCode, StateError } from "../errors.js";
+import { type ConnectionError, ErrorCode, StateError } from "../errors.js";
 import { ConnectionBase } from "./base.js";
 import { DeadlineTracker } from "./deadlines.js";
 import { type ResolvedCommonOptions, reconnectDelayMs } from "./options.js";
@@ -28,7 +28,11 @@ export abstract class DriverConnection<D> extends ConnectionBase {
   protected abstract makeDriver(): D;
   /** Connect a driver; rejects when no node could be reached. */
   protected abstract openDriver(driver: D): Promise<unknown>;
-  /** Close a driver gracefully (pending replies first) or at once. Never rejects. */
+  /**
+   * Close a driver gracefully (pending replies first) or at once (sockets destroyed and pending
+   * commands failed before the first `await`, also after a graceful close that ran out of time).
+   * Never rejects.
+   */
   protected abstract closeDriver(driver: D, graceful: boolean): Promise<void>;
   /** Send one command through the driver (`timeoutMs` is the command's deadline, 0 for none). */
   protected abstract sendRaw<T>(
@@ -53,7 +57,7 @@ export abstract class DriverConnection<D> extends ConnectionBase {
   async connect(
     options: { timeoutMs?: number; signal?: AbortSignal; failFast?: boolean } = {},
   ): Promise<void> {
-    if (this.closed) throw new StateError(ErrorCode.NOT_RUNNING, "this Redis connection is closed");
+    if (this.isClosed) throw new StateError(ErrorCode.NOT_RUNNING, "this Redis connection is closed");
     if (this.isReady) return;
     const wait = this.waitReady(
       options.timeoutMs ?? this.settings.connectTimeoutMs,
@@ -71,12 +75,12 @@ export abstract class DriverConnection<D> extends ConnectionBase {
 
   async #connectLoop(): Promise<void> {
     let attempt = 0;
-    while (!this.closed) {
+    while (!this.isClosed) {
       const driver = this.makeDriver();
       this.driver = driver;
       try {
         await this.openDriver(driver);
-        if (this.closed) await this.closeDriver(driver, false);
+        if (this.isClosed) await this.closeDriver(driver, false);
         else this.setStatus(ConnectionStatus.READY);
         return;
       } catch (err) {
@@ -91,7 +95,7 @@ export abstract class DriverConnection<D> extends ConnectionBase {
   /** The driver, or the typed "not open" error. */
   protected requireDriver(): D {
     const d = this.driver;
-    if (!d || this.closed)
+    if (!d || this.isClosed)
       throw new StateError(ErrorCode.NOT_RUNNING, "the Redis connection is not open (call connect() first)");
     return d;
   }
@@ -138,26 +142,15 @@ export abstract class DriverConnection<D> extends ConnectionBase {
     return this.withDeadline(run, options?.timeoutMs ?? this.settings.commandTimeoutMs, "MULTI");
   }
 
-  protected async doClose(timeoutMs: number): Promise<void> {
+  protected async drain(timeoutMs: number, signal: AbortSignal): Promise<void> {
     const driver = this.driver;
-    const wasReady = this.isReady;
-    this.setStatus(ConnectionStatus.CLOSED);
-    this.failConnectWaits(new ConnectionError("the Redis connection was closed while connecting"));
-    this.channelListeners.clear();
-    if (driver) {
-      if (wasReady) await settleWithin(this.closeDriver(driver, true), timeoutMs);
-      await this.closeDriver(driver, false);
-    }
-    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was closed"));
+    if (driver) await settleWithin(this.closeDriver(driver, true), timeoutMs, signal);
   }
 
-  /** Close at once, failing pending commands. */
-  destroy(): void {
-    this.setStatus(ConnectionStatus.CLOSED);
-    this.failConnectWaits(new ConnectionError("the Redis connection was destroyed while connecting"));
-    this.channelListeners.clear();
-    if (this.driver) void this.closeDriver(this.driver, false);
-    this.#deadlines.rejectAll(new ConnectionError("the Redis connection was destroyed"));
-    this.markDestroyed();
+  protected async teardown(err: ConnectionError): Promise<void> {
+    const driver = this.driver;
+    const gone = driver ? this.closeDriver(driver, false) : undefined;
+    this.#deadlines.rejectAll(err);
+    await gone;
   }
 }

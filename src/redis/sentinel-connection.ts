@@ -35,7 +35,7 @@ export interface SentinelConnectionOptions {
 
 /**
  * A connection to the current primary of a Sentinel set-up. Constructors do no I/O; `connect()` asks
- * the sentinels and connects; `close()` is idempotent.
+ * the sentinels and connects; `stop()`/`close()`/`destroy()` share one memoised end.
  */
 export class SentinelConnection extends DriverConnection<NodeRedisSentinel> implements RedisHandle {
   /** This connection follows a primary through Sentinel failovers. */

@@ -6,6 +6,7 @@
  */
 
 import { ConnectionError, RedisReplyError, type RedmeshError, TimeoutError } from "../errors.js";
+import type { StopOptions, Stoppable } from "../lifecycle.js";
 import type { LuaScript } from "./lua-script.js";
 
 /** An argument of a Redis command. */
@@ -131,10 +132,11 @@ export function translateError(err: unknown, command?: string): RedmeshError {
 export type RedisTopology = "standalone" | "cluster" | "sentinel";
 
 /**
- * A whole connection, of any topology: {@link RedisLike} plus its life cycle. What
- * `createRedisConnection()` returns and what services, the CLI, the gateway and the dashboard hold.
+ * A whole connection, of any topology: {@link RedisLike} plus its life cycle (the {@link Stoppable}
+ * contract: `state`, `stop()`, `closed()`, `await using`). What `createRedisConnection()` returns and
+ * what services, the CLI, the gateway and the dashboard hold.
  */
-export interface RedisHandle extends RedisLike {
+export interface RedisHandle extends RedisLike, Stoppable {
   /** `standalone`, `cluster` (keys then need the `{<svc>}` hash tag) or `sentinel`. */
   readonly topology: RedisTopology;
   /** Where this connects, without secrets (for messages). */
@@ -148,9 +150,19 @@ export interface RedisHandle extends RedisLike {
    * first error with `failFast`) without closing the connection object.
    */
   connect(options?: { timeoutMs?: number; signal?: AbortSignal; failFast?: boolean }): Promise<void>;
-  /** Close gracefully (pending replies get `timeoutMs`), then destroy. Idempotent. */
+  /**
+   * Stop: with `force` like {@link destroy}, else like {@link close}. `stop`, `close` and `destroy`
+   * share one memoised outcome (one promise, never rejects); a later `force` cuts a close short.
+   */
+  stop(options?: StopOptions & { timeoutMs?: number }): Promise<void>;
+  /**
+   * Resolves once the connection is closed and its sockets are gone: `undefined`, as a connection only
+   * goes down when asked (the driver never gives up reconnecting).
+   */
+  closed(): Promise<Error | undefined>;
+  /** Close gracefully (pending replies get `timeoutMs`, default 1000 ms), then destroy. Idempotent. */
   close(options?: { timeoutMs?: number }): Promise<void>;
-  /** Close at once, failing pending commands. */
+  /** Close at once, failing pending commands and `connect()` waits before it returns. */
   destroy(): void;
   /** A new, unconnected connection with the same settings (for blocking commands such as BLMOVE). */
   duplicate(clientName?: string): RedisHandle;

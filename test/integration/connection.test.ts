@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ConnectionError, isRedmeshError, RedisReplyError, ValidationError } from "../../src/errors.js";
+import { LifeState } from "../../src/lifecycle.js";
 import {
   createRedisConnection,
   defineScript,
@@ -147,6 +148,121 @@ describe("redis connection layer", () => {
     // The late replies are discarded; the next command gets its own answer.
     assert.equal(await c.command(["ECHO", "after"]), "after");
     await c.close();
+  });
+
+  test("stop() is close(): one memoised end with close() and destroy(), replies in flight arrive, closed() resolves after", async () => {
+    const c = createRedisConnection({ redis: redis.url, clientName: "stop-graceful" });
+    assert.equal(c.state, LifeState.IDLE);
+    let closedEarly = false;
+    const closed = c.closed().then((reason) => {
+      closedEarly = c.state !== LifeState.STOPPED;
+      return reason;
+    });
+    const connecting = c.connect();
+    assert.equal(c.state, LifeState.STARTING);
+    await connecting;
+    assert.equal(c.state, LifeState.RUNNING);
+    const inFlight = c.command(["ECHO", "late"]);
+    const stopping = c.stop();
+    assert.equal(c.status, "closed");
+    assert.equal(c.state, LifeState.STOPPING);
+    assert.equal(c.close(), stopping);
+    assert.equal(c.stop({ timeoutMs: 1 }), stopping);
+    assert.equal(c[Symbol.asyncDispose](), stopping);
+    assert.equal(await inFlight, "late", "a graceful stop waits for the replies in flight");
+    await stopping;
+    assert.equal(c.state, LifeState.STOPPED);
+    assert.equal(await closed, undefined, "asked to stop: no reason");
+    assert.equal(closedEarly, false, "closed() resolves only once stopped");
+    c.destroy();
+    assert.equal(c.stop({ force: true }), stopping, "after the end, force changes nothing");
+    await assert.rejects(c.command(["PING"]), (e) => isRedmeshError(e, "ERR_NOT_RUNNING"));
+    await assert.rejects(c.connect(), (e) => isRedmeshError(e, "ERR_NOT_RUNNING"));
+    await waitFor(async () => !(await redis.cli("CLIENT", "LIST")).includes("name=stop-graceful"), {
+      what: "the server to see the socket gone",
+    });
+  });
+
+  test("stop({ force: true }) rejects the commands pending on a frozen Redis at once, typed", {
+    timeout: 10_000,
+  }, async () => {
+    const c = createRedisConnection({ redis: redis.url });
+    c.on("error", () => undefined);
+    await c.connect();
+    redis.freeze();
+    try {
+      const failures = [
+        c.command(["PING"], { timeoutMs: 0 }).then(
+          () => assert.fail("answered by a frozen server"),
+          (e) => e,
+        ),
+        c.command(["PING"], { timeoutMs: 10_000 }).then(
+          () => assert.fail("answered by a frozen server"),
+          (e) => e,
+        ),
+        c.pipeline([["PING"]], { timeoutMs: 0 }).then(([r]) => r),
+      ];
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = performance.now();
+      const stopped = c.stop({ force: true });
+      assert.equal(c.close(), stopped, "close() after a forced stop shares its outcome");
+      const errors = await Promise.all(failures);
+      const took = performance.now() - t0;
+      assert.ok(took < 100, `pending commands were rejected after ${took.toFixed(0)} ms`);
+      for (const e of errors)
+        assert.ok(
+          e instanceof ConnectionError && isRedmeshError(e, "ERR_REDIS_UNAVAILABLE"),
+          `typed: ${String(e)}`,
+        );
+      await stopped;
+      assert.ok(performance.now() - t0 < 200, "the stop did not wait for the frozen server");
+      assert.equal(await c.closed(), undefined);
+      assert.equal(c.state, LifeState.STOPPED);
+    } finally {
+      redis.thaw();
+    }
+  });
+
+  test("a graceful stop on a frozen Redis ends at its timeoutMs; a forced stop cuts one short", {
+    timeout: 10_000,
+  }, async () => {
+    const graceful = createRedisConnection({ redis: redis.url });
+    const escalated = createRedisConnection({ redis: redis.url });
+    for (const c of [graceful, escalated]) {
+      c.on("error", () => undefined);
+      await c.connect();
+    }
+    redis.freeze();
+    try {
+      // No deadline of their own: only the stop can end them (the sockets destroyed, not just closed).
+      const pendingA = graceful.command(["PING"], { timeoutMs: 0 }).catch((e: unknown) => e);
+      const pendingB = escalated.command(["PING"], { timeoutMs: 0 }).catch((e: unknown) => e);
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = performance.now();
+      const stopA = graceful.stop({ timeoutMs: 200 });
+      const stopB = escalated.stop({ timeoutMs: 10_000 });
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(escalated.state, LifeState.STOPPING);
+      const tForce = performance.now();
+      assert.equal(escalated.stop({ force: true }), stopB, "the forced stop returns the stop under way");
+      const errB = await pendingB;
+      await stopB;
+      const forcedTook = performance.now() - tForce;
+      assert.ok(forcedTook < 100, `the forced stop took ${forcedTook.toFixed(0)} ms`);
+      assert.ok(errB instanceof ConnectionError, `typed: ${String(errB)}`);
+      const errA = await pendingA;
+      await stopA;
+      const gracefulTook = performance.now() - t0;
+      assert.ok(errA instanceof ConnectionError, `typed: ${String(errA)}`);
+      assert.ok(
+        gracefulTook >= 190 && gracefulTook < 1000,
+        `the graceful stop took ${gracefulTook.toFixed(0)} ms`,
+      );
+      assert.equal(await graceful.closed(), undefined);
+      assert.equal(await escalated.closed(), undefined);
+    } finally {
+      redis.thaw();
+    }
   });
 
   test("connect() to nothing rejects with a typed error within its timeout", async () => {
