@@ -1,5 +1,8 @@
 /**
- * One Server-Sent Events client with backpressure. Writes go through while the response holds less
+ * Server-Sent Events: one client with backpressure ({@link SseClient}) and the set of connected
+ * clients the dashboard fans out to ({@link SseClients}).
+ *
+ * One client with backpressure. Writes go through while the response holds less
  * than `maxBufferedBytes` unsent; past that the client is congested until the socket drains: the
  * newest snapshot replaces any unsent one and log entries are dropped (counted; the page is told how
  * many once it drains). A client congested for longer than `stalledMs` (a frozen tab, a dead link)
@@ -10,7 +13,7 @@
  */
 
 import type { ServerResponse } from "node:http";
-import type { LogLevelName } from "../log/index.js";
+import { type LogEntry, LogLevel, type LogLevelName } from "../log/index.js";
 
 /** Serialise one SSE event. `data` is JSON, which holds no raw newline, so it is one `data:` line. */
 export function sseEvent(event: string, data: unknown): string {
@@ -100,6 +103,13 @@ export class SseClient {
     this.#gone();
   }
 
+  /** Drop the connection at once, without flushing what is unsent (a forced stop). */
+  destroy(): void {
+    if (this.#closed) return;
+    this.#res.destroy();
+    this.#gone();
+  }
+
   /** Congested now? Disconnects a client that has been congested for longer than `stalledMs`. */
   #stillCongested(): boolean {
     if (this.#congestedSince === 0) return false;
@@ -137,5 +147,111 @@ export class SseClient {
     this.#closed = true;
     this.#pendingSnapshot = undefined;
     this.#onGone(this);
+  }
+}
+
+/** Options of {@link SseClients}. */
+export interface SseClientsOptions {
+  /** Unsent bytes before a client counts as congested. */
+  maxBufferedBytes: number;
+  /** A client congested for longer than this is disconnected, in ms. */
+  stalledMs: number;
+  /** SSE comment period, so proxies keep idle streams open, in ms. */
+  heartbeatMs: number;
+  /** The first client joined (the active period begins). */
+  onFirst: () => void;
+  /** The last client left (the active period ends). */
+  onLast: () => void;
+}
+
+/** The connected clients: fan-out of snapshots and log entries, the heartbeat, first/last notices. */
+export class SseClients {
+  readonly #o: SseClientsOptions;
+  readonly #clients = new Set<SseClient>();
+  #heartbeat: NodeJS.Timeout | undefined;
+  #served = 0;
+  /** Log entries dropped for clients that are gone. */
+  #droppedByGone = 0;
+
+  constructor(options: SseClientsOptions) {
+    this.#o = options;
+  }
+
+  /** Connected clients. */
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  /** Clients seen in total. */
+  get served(): number {
+    return this.#served;
+  }
+
+  /** Log entries not sent to congested clients, in total (gone ones included). */
+  get droppedLogs(): number {
+    let n = this.#droppedByGone;
+    for (const c of this.#clients) n += c.stats.droppedLogs;
+    return n;
+  }
+
+  /**
+   * Add a client on `res` (headers already written). `greet` sends it its first events before the
+   * first client's `onFirst` runs.
+   */
+  join(res: ServerResponse, level: LogLevelName, greet: (c: SseClient) => void): SseClient {
+    const client = new SseClient(res, {
+      level,
+      minLevel: LogLevel[level],
+      maxBufferedBytes: this.#o.maxBufferedBytes,
+      stalledMs: this.#o.stalledMs,
+      onGone: (c) => this.#leave(c),
+    });
+    this.#clients.add(client);
+    this.#served++;
+    greet(client);
+    if (this.#clients.size === 1 && this.#clients.has(client)) {
+      this.#heartbeat ??= setInterval(() => {
+        for (const c of this.#clients) c.raw(": ping\n\n");
+      }, this.#o.heartbeatMs);
+      this.#o.onFirst();
+    }
+    return client;
+  }
+
+  /** Send a snapshot (JSON) to every client. */
+  snapshot(json: string): void {
+    for (const c of this.#clients) c.snapshot(json);
+  }
+
+  /** Send a batch of log entries (one `logs` event), each client getting those at or above its level. */
+  logs(entries: readonly LogEntry[]): void {
+    for (const c of this.#clients) {
+      const mine = entries.filter((e) => LogLevel[e.level] >= c.minLevel);
+      if (mine.length > 0) c.log(sseEvent("logs", mine));
+    }
+  }
+
+  /** Send one log entry (a `log` event) to the clients whose level it reaches. */
+  log(entry: LogEntry): void {
+    const chunk = sseEvent("log", entry);
+    const lv = LogLevel[entry.level];
+    for (const c of this.#clients) if (lv >= c.minLevel) c.log(chunk);
+  }
+
+  /** End every stream (`force`: drop the connections without flushing). */
+  closeAll(force: boolean): void {
+    for (const c of [...this.#clients]) {
+      if (force) c.destroy();
+      else c.close();
+    }
+  }
+
+  #leave(c: SseClient): void {
+    if (!this.#clients.delete(c)) return;
+    this.#droppedByGone += c.stats.droppedLogs;
+    if (this.#clients.size > 0) return;
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+    this.#o.onLast();
   }
 }

@@ -11,7 +11,7 @@ import {
 } from "../../src/dashboard/index.js";
 import { createService, type LogEntry } from "../../src/index.js";
 import { openSse } from "../helpers/dashboard-sse.js";
-import { randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
+import { freePort, randomNamespace, startRedis, type TestRedis, waitFor } from "../helpers/redis-server.js";
 
 describe("dashboard: collector and SSE stream", () => {
   let redis: TestRedis;
@@ -348,6 +348,108 @@ describe("dashboard: collector and SSE stream", () => {
     );
     await assert.rejects(fetch(url), "the server is closed");
     await assert.rejects(dash.start(), /stopped/);
+  });
+
+  test("stop({ force: true }) cuts a graceful stop short: it no longer waits, drops the streams, and closed() resolves", async () => {
+    // A queue source that never answers: the collection under way never ends by itself.
+    let release!: () => void;
+    const hung = new Promise<DashboardQueueStats[]>((r) => {
+      release = () => r([]);
+    });
+    const dash = createDashboard({
+      redis: redis.url,
+      namespace: randomNamespace("dash"),
+      intervalMs: 50,
+      queueStats: () => hung,
+    });
+    assert.equal(dash.state, "idle");
+    const { url } = await dash.listen({ port: 0 });
+    assert.equal(dash.state, "running");
+    const u = new URL(`${url}events`);
+    const raw = connect(Number(u.port), u.hostname);
+    await once(raw, "connect");
+    let text = "";
+    raw.on("data", (d: Buffer) => {
+      text += d.toString("latin1");
+    });
+    const rawClosed = once(raw, "close");
+    raw.write(`GET ${u.pathname} HTTP/1.1\r\nhost: ${u.host}\r\n\r\n`);
+    try {
+      await waitFor(() => dash.stats().collections >= 1 && text.includes("event: hello"), {
+        what: "a page open and a collection under way",
+      });
+      let closedWith: Error | undefined | "pending" = "pending";
+      void dash.closed().then((r) => {
+        closedWith = r;
+      });
+      const graceful = dash.stop();
+      assert.equal(dash.state, "stopping");
+      await waitFor(() => text.endsWith("\r\n0\r\n\r\n"), {
+        what: "a graceful stop ends the stream first (last chunk sent)",
+      });
+      const stillWaiting = await Promise.race([graceful.then(() => false), sleep(300).then(() => true)]);
+      assert.ok(stillWaiting, "a graceful stop waits for the collection under way");
+      assert.equal(closedWith, "pending", "closed() waits for the stop to end");
+      const t0 = performance.now();
+      const forced = dash.stop({ force: true });
+      assert.equal(forced, graceful, "stop() is memoised");
+      await forced;
+      assert.ok(performance.now() - t0 < 1000, "the forced stop did not wait");
+      assert.equal(dash.state, "stopped");
+      assert.equal(await dash.closed(), undefined, "a requested stop has no reason");
+      assert.equal(closedWith, undefined);
+      await assert.rejects(fetch(url), "the server is closed");
+      await rawClosed;
+      // The abandoned collection ends once its source answers, and nothing starts again.
+      assert.equal(dash.stats().active, true, "the forced stop left the hung collection behind");
+      release();
+      await waitFor(() => !dash.stats().active, { what: "the abandoned collection over" });
+      const n = dash.stats().collections;
+      await sleep(150);
+      assert.equal(dash.stats().collections, n, "no collection after the stop");
+    } finally {
+      release();
+      raw.destroy();
+    }
+
+    // Forced from the start: the streams are dropped (no last chunk), nothing is waited for.
+    const again = createDashboard({
+      redis: redis.url,
+      namespace: randomNamespace("dash"),
+      intervalMs: 50,
+      queueStats: () => new Promise<DashboardQueueStats[]>(() => {}),
+    });
+    const at = new URL(`${(await again.listen({ port: 0 })).url}events`);
+    const sock = connect(Number(at.port), at.hostname);
+    await once(sock, "connect");
+    let got = "";
+    sock.on("data", (d: Buffer) => {
+      got += d.toString("latin1");
+    });
+    const sockClosed = once(sock, "close");
+    sock.write(`GET ${at.pathname} HTTP/1.1\r\nhost: ${at.host}\r\n\r\n`);
+    await waitFor(() => again.stats().collections >= 1 && got.includes("event: hello"), { what: "a page" });
+    await again.stop({ force: true });
+    await sockClosed;
+    assert.doesNotMatch(got, /\r\n0\r\n\r\n$/, "the stream was dropped, not ended");
+    assert.deepEqual(
+      { state: again.state, clients: again.stats().clients },
+      { state: "stopped", clients: 0 },
+    );
+    assert.equal(await again.closed(), undefined);
+  });
+
+  test("a failed start: closed() resolves with its reason, and the dashboard stays stopped", async () => {
+    const port = await freePort(); // nothing listens there
+    const dash = createDashboard({ redis: `redis://127.0.0.1:${port}`, namespace: randomNamespace("dash") });
+    await assert.rejects(dash.start());
+    assert.equal(dash.state, "stopped");
+    const reason = await dash.closed();
+    assert.ok(reason instanceof Error, "closed() gives the start's error");
+    await assert.rejects(dash.start(), { code: "ERR_NOT_RUNNING", message: /stopped/ });
+    await assert.rejects(dash.snapshot(), { code: "ERR_NOT_RUNNING" });
+    await dash.stop(); // nothing left to do, and it does not reject
+    await dash[Symbol.asyncDispose]();
   });
 
   test("static page, headers, methods, redirects, bad level, and mounting in another server", async () => {
