@@ -64,6 +64,27 @@ export const ErrorCode = {
    * time: a failover now could lose it, so it was not acknowledged. Retryable.
    */
   NOT_REPLICATED: "ERR_NOT_REPLICATED",
+  // The gateway's HTTP answers (docs/gateway.md "Errors"): the `error.code` of its JSON error bodies.
+  /** The request is malformed (body not JSON where JSON is declared, rejected by the service). HTTP 400. */
+  BAD_REQUEST: "ERR_BAD_REQUEST",
+  /** The request path is not acceptable (traversal, encoded separators, control characters). HTTP 400. */
+  BAD_PATH: "ERR_BAD_PATH",
+  /** No registered route matches the path (or a service has no handler for the route). HTTP 404. */
+  NOT_FOUND: "ERR_NOT_FOUND",
+  /** A route matches the path but not the method. HTTP 405. */
+  METHOD_NOT_ALLOWED: "ERR_METHOD_NOT_ALLOWED",
+  /** The request's origin or method is not in the CORS allow-list. HTTP 403. */
+  FORBIDDEN_ORIGIN: "ERR_FORBIDDEN_ORIGIN",
+  /** The request body is larger than the gateway's limit. HTTP 413. */
+  PAYLOAD_TOO_LARGE: "ERR_PAYLOAD_TOO_LARGE",
+  /** The client is over its rate limit. HTTP 429. */
+  RATE_LIMITED: "ERR_RATE_LIMITED",
+  /** The upstream instance failed to answer (reset, error). HTTP 502. */
+  UPSTREAM: "ERR_UPSTREAM",
+  /** The instance has no HTTP address and answers no routes over RPC. HTTP 502. */
+  RPC_UNAVAILABLE: "ERR_RPC_UNAVAILABLE",
+  /** The gateway is stopping. HTTP 503. */
+  SHUTTING_DOWN: "ERR_SHUTTING_DOWN",
 } as const;
 
 /** Union of every stable error code. */
@@ -179,15 +200,28 @@ export class StateError extends RedmeshError {
   }
 }
 
-/** No live instance of the target service could be found. */
+/**
+ * No live instance of the target service could take the request. `data.reason` says why when an
+ * instance was picked: `"no receiver"` (its `PUBLISH` reached nobody), `"connect failed"` (HTTP),
+ * `"draining"` (it refused new work) — then nothing ran and the request was tried elsewhere at once.
+ */
 export class NoInstanceError extends RedmeshError {
   override name = "NoInstanceError";
-  constructor(service: string, options: RedmeshErrorOptions = {}) {
-    super(ErrorCode.NO_INSTANCE, `no live instance of service "${service}"`, {
+  constructor(service: string, options: RedmeshErrorOptions & { message?: string } = {}) {
+    const { message, ...rest } = options;
+    super(ErrorCode.NO_INSTANCE, message ?? `no live instance of service "${service}"`, {
       retryable: true,
-      ...options,
-      data: { service, ...options.data },
+      ...rest,
+      data: { service, ...rest.data },
     });
+  }
+}
+
+/** The instance handling a call went away (presence lost) before it answered: the call may have run. */
+export class InstanceLostError extends RedmeshError {
+  override name = "InstanceLostError";
+  constructor(message: string, options: RedmeshErrorOptions = {}) {
+    super(ErrorCode.INSTANCE_LOST, message, { retryable: true, ...options });
   }
 }
 
@@ -204,6 +238,14 @@ export class BulkheadFullError extends RedmeshError {
   override name = "BulkheadFullError";
   constructor(message: string, options: RedmeshErrorOptions = {}) {
     super(ErrorCode.BULKHEAD_FULL, message, { retryable: true, ...options });
+  }
+}
+
+/** A value (params, a result, a message body, a job, a config) cannot be serialised to JSON (cycles, BigInt, …). */
+export class SerializationError extends RedmeshError {
+  override name = "SerializationError";
+  constructor(message: string, options: RedmeshErrorOptions = {}) {
+    super(ErrorCode.SERIALIZATION, message, { ...options, retryable: false });
   }
 }
 
@@ -224,13 +266,29 @@ export class RemoteError extends RedmeshError {
   override name = "RemoteError";
 }
 
+/** The wire table: each code a remote error can carry, rebuilt as its own class on the caller. */
 const byCode: Record<string, (w: WireError) => RedmeshError> = {
   [ErrorCode.TIMEOUT]: (w) => new TimeoutError(w.message, wireOptions(w)),
   [ErrorCode.ABORTED]: (w) => new AbortError(w.message, wireOptions(w)),
   [ErrorCode.VALIDATION]: (w) => new ValidationError(w.message, wireOptions(w)),
   [ErrorCode.REDIS_UNAVAILABLE]: (w) => new ConnectionError(w.message, wireOptions(w)),
+  [ErrorCode.REDIS_ERROR]: (w) => new RedisReplyError(w.message, wireOptions(w)),
   [ErrorCode.CIRCUIT_OPEN]: (w) => new CircuitOpenError(w.message, wireOptions(w)),
   [ErrorCode.BULKHEAD_FULL]: (w) => new BulkheadFullError(w.message, wireOptions(w)),
+  [ErrorCode.NO_INSTANCE]: (w) =>
+    new NoInstanceError(typeof w.data?.service === "string" ? w.data.service : "", {
+      ...wireOptions(w),
+      message: w.message,
+    }),
+  [ErrorCode.INSTANCE_LOST]: (w) => new InstanceLostError(w.message, wireOptions(w)),
+  [ErrorCode.SERIALIZATION]: (w) => new SerializationError(w.message, wireOptions(w)),
+  [ErrorCode.NOT_RUNNING]: (w) => new StateError(ErrorCode.NOT_RUNNING, w.message, wireOptions(w)),
+  [ErrorCode.INVALID_MESSAGE]: (w) => new MessageError(ErrorCode.INVALID_MESSAGE, w.message, wireOptions(w)),
+  [ErrorCode.MESSAGE_TOO_LARGE]: (w) =>
+    new MessageError(ErrorCode.MESSAGE_TOO_LARGE, w.message, wireOptions(w)),
+  [ErrorCode.BAD_SIGNATURE]: (w) => new MessageError(ErrorCode.BAD_SIGNATURE, w.message, wireOptions(w)),
+  [ErrorCode.CONFIG_NOT_FOUND]: (w) => new ConfigError(ErrorCode.CONFIG_NOT_FOUND, w.message, wireOptions(w)),
+  [ErrorCode.CONFIG_CONFLICT]: (w) => new ConfigError(ErrorCode.CONFIG_CONFLICT, w.message, wireOptions(w)),
 };
 
 function wireOptions(w: WireError): RedmeshErrorOptions {

@@ -1,11 +1,15 @@
 /**
  * `createService()`: one instance of a service, with one life cycle for every capability.
  *
- * Start order: connect → subscribe to registry events → register (presence, nodes, indexes, routes)
- * → heartbeat → health. Stop order (written down because users rely on it): mark draining and
- * announce it → stop taking new work → wait for in-flight work (bounded by `stopGraceMs`) →
- * deregister (presence, index, nodes entry; `leave` event) → stop health and discovery → close the
- * Redis connections. `stop()` is idempotent and is also `[Symbol.asyncDispose]`.
+ * The parts come up in the order of {@link Service}'s step list and go down in reverse, the same
+ * list for a stop and for a start that failed half-way (docs/architecture.md "Start and stop"):
+ * Redis → discovery → balancer → config → tracing → messaging → registration → health → work. Taking
+ * the work part down is the drain: announce draining, stop the queues, wait for in-flight work
+ * (bounded by `stopGraceMs`, cut short by `stop({ force: true })`), abort what is left. Then
+ * health and heartbeats stop, the instance deregisters, messaging unsubscribes and fails the calls
+ * still waiting, config and discovery stop, the last log entries are flushed and the connection
+ * closes. `stop()` is memoised, never rejects, and is also
+ * `[Symbol.asyncDispose]`; `closed()` resolves once the instance is fully down.
  *
  * @module
  */
@@ -17,18 +21,29 @@ import { InFlight } from "./async.js";
 import {
   type Balancer,
   type BalancerOptions,
+  BalancingLoop,
+  type CandidateSource,
   createBalancer,
+  type InstancePicker,
   LoadTracker,
   type StrategyName,
 } from "./balancer/index.js";
 import { type ConfigClient, type ConfigOptions, createConfigClient } from "./config/index.js";
 import { normalizeRoutePattern, type UmfMessage } from "./envelope/index.js";
-import { AbortError, ErrorCode, type RedmeshError, StateError, ValidationError } from "./errors.js";
+import { AbortError, ErrorCode, type RedmeshError, ValidationError } from "./errors.js";
 import { appendHealthLog, type HealthCheck, HealthMonitor, type HealthSnapshot } from "./health/index.js";
 import { assertInstanceId, assertServiceName, createKeys, type Keys } from "./keys.js";
+import {
+  Lifecycle,
+  LifeState,
+  type LifeStateValue,
+  StepList,
+  type StopContext,
+  type StopOptions,
+} from "./lifecycle.js";
 import { createServiceLog, type LogOptions, type ServiceLog } from "./log/index.js";
 import { type Logger, silentLogger } from "./logger.js";
-import { type InstancePicker, type MessagingStats, Messenger } from "./messaging/index.js";
+import { type MessagingStats, Messenger } from "./messaging/index.js";
 import { createQueue, type Queue, type QueueOptions } from "./queue/index.js";
 import { createRedisConnection, type RedisHandle, type RedisOptions } from "./redis/index.js";
 import { Discovery, InstanceStatus, type NodeEntry, Registration } from "./registry/index.js";
@@ -117,6 +132,12 @@ export interface ServiceOptions<C = unknown> {
   picker?: InstancePicker;
   /** Coalesce messages bound for one redmesh instance in one event-loop turn into one PUBLISH. @default true */
   coalesce?: boolean;
+  /**
+   * Most calls and sends in flight from this instance to one service (a caller-side bulkhead):
+   * beyond, `ERR_BULKHEAD_FULL` at once, retried after a backoff within the call's `retries`.
+   * 0: no limit. @default 0
+   */
+  maxInFlightPerService?: number;
 }
 
 /** Default service settings. */
@@ -136,16 +157,10 @@ export const DEFAULT_SERVICE_OPTIONS = Object.freeze({
   connectTimeoutMs: 5000,
 });
 
-/** Life-cycle states of a service. */
-export const ServiceState = {
-  IDLE: "idle",
-  STARTING: "starting",
-  RUNNING: "running",
-  STOPPING: "stopping",
-  STOPPED: "stopped",
-} as const;
+/** Life-cycle states of a service (the {@link LifeState} every redmesh object shares). */
+export const ServiceState = LifeState;
 /** Union of service states. */
-export type ServiceStateValue = (typeof ServiceState)[keyof typeof ServiceState];
+export type ServiceStateValue = LifeStateValue;
 
 /** Events a {@link Service} emits. */
 export interface ServiceEvents {
@@ -232,6 +247,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       | "picker"
       | "balancer"
       | "coalesce"
+      | "maxInFlightPerService"
     >
   > & {
     hydraInterop: boolean;
@@ -239,6 +255,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   readonly #discovery: Discovery;
   readonly #registration: Registration;
   readonly #health: HealthMonitor;
+  readonly #loop: BalancingLoop;
   readonly #messenger: Messenger;
   readonly #rpc: Rpc;
   readonly #loadTracker: LoadTracker | undefined;
@@ -249,14 +266,14 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   #unwatchBalancer: (() => void) | undefined;
   /** The built-in balancer (breaker states, outstanding counts), or `undefined` with a custom `picker`. */
   readonly balancer: Balancer | undefined;
-  #state: ServiceStateValue = ServiceState.IDLE;
+  readonly #life: Lifecycle;
+  readonly #steps: StepList;
   #draining = false;
   readonly #work = new InFlight();
   #startedOn = "";
-  #stopping: Promise<void> | undefined;
   readonly #queues = new Map<string, Queue<unknown>>();
   readonly #onRedisReady = ({ reconnect }: { reconnect: boolean }) => {
-    if (!reconnect || this.#state !== ServiceState.RUNNING) return;
+    if (!reconnect || this.#life.state !== LifeState.RUNNING) return;
     // Calls that timed out while Redis was away (a Sentinel failover queues them) opened circuits of
     // healthy instances, which then refused calls for a whole cooldown after Redis was back.
     this.balancer?.resetBreakers();
@@ -271,8 +288,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   readonly #onRedisDown = ({ error }: { error: RedmeshError }) => {
     // Replies to pending calls cannot arrive through a dropped subscriber: fail them now, typed.
     this.#rpc.failAll(error);
-    if (this.#state === ServiceState.RUNNING || this.#state === ServiceState.STOPPING)
-      this.emit("redis:down", { error });
+    if (this.#life.live) this.emit("redis:down", { error });
   };
   readonly #onRedisError = (error: RedmeshError) => {
     if (this.listenerCount("error") > 0) this.emit("error", error);
@@ -311,6 +327,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
     }
     this.name = options.name;
     this.instanceId = instanceId;
+    this.#life = new Lifecycle(`service "${options.name}"`);
     this.logger = options.logger ?? silentLogger;
     this.redis = createRedisConnection({
       redis: options.redis ?? "redis://127.0.0.1:6379",
@@ -400,14 +417,31 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
       });
       picker = this.balancer;
     }
+    const discovery = this.#discovery;
+    const candidates: CandidateSource = {
+      cached: (svc) => discovery.cachedInstances(svc),
+      load: (svc) => discovery.instances(svc),
+      evict: (svc, iid) => {
+        this.#messenger.stats.evicted++;
+        discovery.evict(svc, iid);
+      },
+    };
+    this.#loop = new BalancingLoop({
+      picker,
+      candidates,
+      ...(options.maxInFlightPerService === undefined
+        ? {}
+        : { maxInFlightPerService: options.maxInFlightPerService }),
+    });
     this.#messenger = new Messenger({
       redis: this.redis,
       keys: this.keys,
-      discovery: this.#discovery,
+      loop: this.#loop,
       service: this.name,
       instanceId,
       logger: this.logger,
-      picker,
+      // RPC takes its traffic before `message` listeners see anything.
+      inbound: (m) => this.#rpc.accept(m),
       ...(options.maxMessageBytes === undefined ? {} : { maxMessageBytes: options.maxMessageBytes }),
       ...(options.secret === undefined ? {} : { secret: options.secret }),
       requireSignature: options.requireSignature ?? false,
@@ -417,16 +451,16 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
     });
     this.#messenger.on("message", (m) => this.emit("message", m));
     this.#rpc = new Rpc({
-      messenger: this.#messenger,
+      port: this.#messenger,
+      loop: this.#loop,
       discovery: this.#discovery,
-      keys: this.keys,
       service: this.name,
-      instanceId,
       logger: this.logger,
       ...(options.rpcTimeoutMs === undefined ? {} : { timeoutMs: options.rpcTimeoutMs }),
       beginWork: () => this.beginWork(),
       draining: () => this.#draining,
     });
+    this.#steps = this.#stepList();
     const d2 = this.#discovery;
     this.registry = {
       services: () => d2.services(),
@@ -444,7 +478,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
 
   /** Current life-cycle state. */
   get state(): ServiceStateValue {
-    return this.#state;
+    return this.#life.state;
   }
 
   /** True once `stop()` has begun: the instance takes no new work. */
@@ -489,110 +523,148 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   }
 
   /**
+   * The parts of an instance, in start order; they go down in reverse (see the module comment).
+   * A part whose `up` failed is taken down too, so every `down` copes with a part half up.
+   */
+  #stepList(): StepList {
+    const step = (
+      name: string,
+      up: (() => Promise<unknown> | unknown) | undefined,
+      down?: (ctx: StopContext) => Promise<unknown> | unknown,
+    ) => ({
+      name,
+      ...(up ? { up: async () => void (await up()) } : {}),
+      ...(down ? { down } : {}),
+    });
+    return new StepList(
+      [
+        step(
+          "redis",
+          async () => {
+            this.redis.on("ready", this.#onRedisReady);
+            this.redis.on("down", this.#onRedisDown);
+            this.redis.on("error", this.#onRedisError);
+            await this.redis.connect({ timeoutMs: this.#o.connectTimeoutMs });
+          },
+          async (ctx) => {
+            // The last log entries (of the stop itself, too) go out right before the connection closes.
+            await this.log.close({ timeoutMs: ctx.force || !ctx.wasRunning ? 0 : 1000 });
+            this.redis.off("ready", this.#onRedisReady);
+            this.redis.off("down", this.#onRedisDown);
+            this.redis.off("error", this.#onRedisError);
+            await this.redis.stop(ctx.force ? { force: true } : {});
+          },
+        ),
+        step(
+          "discovery",
+          () => this.#discovery.start(),
+          () => this.#discovery.stop(),
+        ),
+        step(
+          "balancer",
+          async () => {
+            await this.#loadTracker?.start();
+            this.#unwatchBalancer = this.balancer?.watch(this.#discovery);
+          },
+          async () => {
+            this.#unwatchBalancer?.();
+            await this.#loadTracker?.stop();
+          },
+        ),
+        // The config is loaded before the instance is discoverable, so its first work sees it.
+        step(
+          "config",
+          () => this.config.start(),
+          () => this.config.stop(),
+        ),
+        step("tracing", () => loadOtel()),
+        // Subscribed before registering: a message sent right after discovery finds us is not lost.
+        step(
+          "messaging",
+          () => this.#messenger.start(),
+          async () => {
+            // After deregistering nobody new finds us: stop listening, fail calls still waiting.
+            await this.#messenger.stop();
+            this.#rpc.close();
+          },
+        ),
+        step(
+          "registration",
+          async () => {
+            await this.#registration.register();
+            this.#registration.startHeartbeat();
+          },
+          async () => {
+            this.#registration.stopHeartbeat();
+            await this.#registration.deregister();
+          },
+        ),
+        step(
+          "health",
+          () => this.#health.start(),
+          () => this.#health.stop(),
+        ),
+        step("work", undefined, (ctx) => this.#drain(ctx)),
+      ],
+      this.logger,
+    );
+  }
+
+  /**
    * Connect, register and start heartbeats and health. Rejects with a typed error (and leaves
-   * nothing running) when Redis cannot be reached within `connectTimeoutMs`.
+   * nothing running; `closed()` resolves with that error) when Redis cannot be reached within
+   * `connectTimeoutMs`.
    */
   async start(): Promise<void> {
-    if (this.#state !== ServiceState.IDLE) {
-      throw new StateError(
-        ErrorCode.ALREADY_STARTED,
-        `service "${this.name}" was already started (state: ${this.#state})`,
-      );
-    }
-    this.#state = ServiceState.STARTING;
-    this.#startedOn = new Date().toISOString();
-    this.redis.on("ready", this.#onRedisReady);
-    this.redis.on("down", this.#onRedisDown);
-    this.redis.on("error", this.#onRedisError);
-    try {
-      await this.redis.connect({ timeoutMs: this.#o.connectTimeoutMs });
-      await this.#discovery.start();
-      await this.#loadTracker?.start();
-      this.#unwatchBalancer = this.balancer?.watch(this.#discovery);
-      // The config is loaded before the instance is discoverable, so its first work sees it.
-      await this.config.start();
-      await loadOtel();
-      // Subscribe before registering: a message sent right after discovery finds us is not lost.
-      await this.#messenger.start();
-      await this.#registration.register();
-      this.#registration.startHeartbeat();
-      this.#health.start();
-    } catch (err) {
-      this.#state = ServiceState.STOPPED;
-      this.#registration.stopHeartbeat();
-      this.#health.stop();
-      this.#rpc.close();
-      await this.#messenger.stop();
-      this.#unwatchBalancer?.();
-      await this.#loadTracker?.stop();
-      await this.#discovery.stop();
-      await this.config.stop();
-      await this.log.close({ timeoutMs: 0 });
-      this.#detach();
-      await this.redis.close();
-      throw err;
-    }
-    this.#state = ServiceState.RUNNING;
+    await this.#life.start(
+      async () => {
+        this.#startedOn = new Date().toISOString();
+        await this.#steps.up();
+      },
+      (ctx) => this.#steps.down(ctx),
+    );
     this.logger.info({ service: this.name, instanceId: this.instanceId }, "service started");
     this.emit("start");
   }
 
-  #detach(): void {
-    this.redis.off("ready", this.#onRedisReady);
-    this.redis.off("down", this.#onRedisDown);
-    this.redis.off("error", this.#onRedisError);
-  }
-
   /**
-   * Drain and leave: see the module comment for the order. Idempotent; every call returns the same
-   * promise. Never rejects: cleanup steps that fail (Redis down) are logged and skipped.
+   * Drain and leave: see the module comment for the order. Memoised (every call returns the same
+   * promise); never rejects: cleanup steps that fail (Redis down) are logged and skipped.
+   * `force: true` does not wait for in-flight work (handlers are aborted, jobs handed back at once,
+   * the connection destroyed) and also cuts short a graceful stop under way.
    */
-  stop(): Promise<void> {
-    if (this.#stopping) return this.#stopping;
-    this.#stopping = this.#doStop();
-    return this.#stopping;
+  stop(options?: StopOptions): Promise<void> {
+    return this.#life.stop(async (ctx) => {
+      await this.#steps.down(ctx);
+      if (ctx.wasRunning) this.emit("stop");
+    }, options);
   }
 
-  async #doStop(): Promise<void> {
-    const wasRunning = this.#state === ServiceState.RUNNING;
-    if (this.#state === ServiceState.IDLE) {
-      this.#state = ServiceState.STOPPED;
-      return;
-    }
-    this.#state = ServiceState.STOPPING;
+  /** Resolves once the instance is fully down: the start's error if it never came up, else `undefined`. */
+  closed(): Promise<Error | undefined> {
+    return this.#life.closed();
+  }
+
+  /** The work part going down: announce draining, stop the queues, wait for in-flight work, abort the rest. */
+  async #drain(ctx: StopContext): Promise<void> {
     this.#draining = true;
-    const step = async (what: string, fn: () => Promise<unknown> | unknown) => {
+    if (!ctx.wasRunning) return;
+    const grace = ctx.force ? 0 : this.#o.stopGraceMs;
+    const step = async (what: string, fn: () => Promise<unknown>) => {
       try {
         await fn();
       } catch (err) {
         this.logger.warn({ err, step: what }, "stop step failed");
       }
     };
-    if (wasRunning) {
-      await step("announce draining", () => this.#registration.update());
-      // Queues first: finish or return in-flight jobs while this instance is still registered.
-      await step("stop queues", () =>
-        Promise.all([...this.#queues.values()].map((q) => q.stop({ graceMs: this.#o.stopGraceMs }))),
-      );
-      await step("drain in-flight work", () => this.#waitIdle(this.#o.stopGraceMs));
-      this.#rpc.abortRunning(new AbortError("the stop grace period ended"));
-      await step("deregister", () => this.#registration.deregister());
-    }
-    // After deregistering nobody new finds us: stop listening, fail calls still waiting.
-    await step("stop messaging", () => this.#messenger.stop());
-    this.#rpc.close();
-    this.#registration.stopHeartbeat();
-    this.#health.stop();
-    this.#unwatchBalancer?.();
-    await step("stop load tracker", () => this.#loadTracker?.stop());
-    await step("stop discovery", () => this.#discovery.stop());
-    // After in-flight work drained (its last entries are buffered), before the connection closes.
-    await step("stop config", () => this.config.stop());
-    await step("flush logs", () => this.log.close({ timeoutMs: 1000 }));
-    this.#detach();
-    await step("close redis", () => this.redis.close());
-    this.#state = ServiceState.STOPPED;
-    this.emit("stop");
+    await step("announce draining", () => this.#registration.update());
+    // Queues first: finish or return in-flight jobs while this instance is still registered.
+    await step("stop queues", () =>
+      Promise.all([...this.#queues.values()].map((q) => q.stop({ graceMs: grace }))),
+    );
+    if (!(await this.#work.whenIdle(grace, ctx.signal)) && this.#work.count > 0)
+      this.logger.warn({ inFlight: this.#work.count }, "stop grace period ended with work still in flight");
+    this.#rpc.abortRunning(new AbortError("the stop grace period ended"));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -605,11 +677,6 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
    */
   beginWork(): () => void {
     return this.#work.begin();
-  }
-
-  async #waitIdle(timeoutMs: number): Promise<void> {
-    if (!(await this.#work.whenIdle(timeoutMs)))
-      this.logger.warn({ inFlight: this.#work.count }, "stop grace period ended with work still in flight");
   }
 
   /**
@@ -815,23 +882,15 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
   }
 
   #live(): boolean {
-    return this.#state === ServiceState.RUNNING || this.#state === ServiceState.STOPPING;
+    return this.#life.live;
   }
 
-  #notRunning(): StateError {
-    return new StateError(
-      ErrorCode.NOT_RUNNING,
-      `service "${this.name}" is not running (state: ${this.#state})`,
-    );
+  #notRunning() {
+    return this.#life.notRunning();
   }
 
   #requireRunning(): void {
-    if (this.#state !== ServiceState.RUNNING && this.#state !== ServiceState.STOPPING) {
-      throw new StateError(
-        ErrorCode.NOT_RUNNING,
-        `service "${this.name}" is not running (state: ${this.#state})`,
-      );
-    }
+    if (!this.#life.live) throw this.#life.notRunning();
   }
 }
 

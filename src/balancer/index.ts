@@ -1,7 +1,8 @@
 /**
- * Load balancing and resilience: instance pickers (random, round-robin, least-outstanding,
- * affinity), per-instance circuit breakers, load figures from health snapshots, bulkheads and retry
- * policies.
+ * Load balancing and resilience: the one balancing loop every call, send and gateway request runs
+ * (pick → bulkhead → attempt → classify → retry), instance pickers (random, round-robin,
+ * least-outstanding, affinity), per-instance circuit breakers, load figures from health snapshots,
+ * bulkheads and the retry policy.
  * @module
  */
 export {
@@ -45,7 +46,20 @@ export {
   type LoadTrackerOptions,
   type LoadTrackerStats,
 } from "./load-tracker.js";
+export {
+  BalancedRequest,
+  type BalancedRequestInit,
+  type BalancedRunOptions,
+  BalancingLoop,
+  type BalancingLoopOptions,
+  type CandidateSource,
+  goneError,
+  isRedirect,
+  RetryKind,
+  type RetryKindValue,
+} from "./loop.js";
 export { hash32, seededRandom } from "./random.js";
+export { isEligible, randomPicker } from "./random-picker.js";
 export {
   abortableSleep,
   createRetryPolicy,

@@ -1,17 +1,13 @@
 /**
- * The load-balancing seam: every choice of a target instance (messages and RPC) goes through an
- * {@link InstancePicker}. The default picks uniformly at random among instances that are neither
- * draining nor excluded; real strategies (round-robin, least-outstanding, affinity, circuit
- * breakers) plug in through `createService({ picker })`.
+ * The simplest {@link InstancePicker}: uniformly at random among instances that are neither draining
+ * nor excluded, with no state. A bare balancing loop without a picker of its own uses it; services use
+ * a {@link Balancer}.
  *
  * @module
  */
 
-import type { InstancePicker, PickContext } from "../balancer/index.js";
 import { type Instance, InstanceStatus } from "../registry/index.js";
-
-// The seam's types are the balancer's: one definition for messaging, RPC, the gateway and the balancer.
-export type { InstancePicker, PickContext } from "../balancer/index.js";
+import type { InstancePicker, PickContext } from "./types.js";
 
 /** True when the instance may get new work under `ctx`. */
 export function isEligible(inst: Instance, ctx: PickContext): boolean {

@@ -1,6 +1,6 @@
 /**
- * The hot-path wire codec of messaging: UMF short form, checked without building the long form,
- * and coalesced frames.
+ * The hot-path wire codec: UMF short form, checked without building the long form, signed when a
+ * secret is set, and coalesced frames (what one `PUBLISH` carries).
  *
  * A **frame** (format {@link FRAME_FORMAT}) is a JSON array of short-form UMF messages sent in one
  * `PUBLISH`. It travels only to instances that list the format in their `nodes` entry
@@ -16,9 +16,16 @@
  * @module
  */
 
-import { computeSignature, safeJsonParse, type UmfShort, verifySignature } from "../envelope/index.js";
-import { ErrorCode, MessageError } from "../errors.js";
+import { safeJsonParse } from "../json.js";
 import { type ReplayGuard, ReplayVerdict } from "./replay.js";
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  overLimit,
+  serialize,
+  tooLarge,
+  type UmfShort,
+  verifySignature,
+} from "./umf.js";
 
 /** Name of the frame format (a JSON array of short-form UMF messages) advertised in `rm.frames`. */
 export const FRAME_FORMAT = "umf-array/1";
@@ -45,38 +52,63 @@ export const DropReason = {
 /** Union of drop reasons. */
 export type DropReasonValue = (typeof DropReason)[keyof typeof DropReason];
 
-/** Byte length of `text` only when it could exceed `max` (counting costs; most messages are small). */
-export function overLimit(text: string, max: number): boolean {
-  if (text.length > max) return true;
-  return text.length * 3 > max && Buffer.byteLength(text) > max;
+/** Options of a {@link WireCodec}. */
+export interface WireCodecOptions {
+  /** Largest message, in bytes. @default 1048576 */
+  maxBytes?: number;
+  /** HMAC-SHA256 secret: messages are signed (and carry their time under the signature). */
+  secret?: string | Buffer | undefined;
 }
 
 /**
- * Serialise a short-form message, signing it when `secret` is given. Throws `MessageError`
- * (`ERR_MESSAGE_TOO_LARGE`, `ERR_INVALID_MESSAGE`).
+ * One sender's encoding settings: the size limit and the signing secret. Every outgoing envelope of
+ * an instance (messages, RPC requests, replies, cancels) is encoded through its codec.
  */
-export function serialize(msg: UmfShort, maxBytes: number, secret?: string | Buffer): string {
-  let text: string;
-  try {
-    if (secret !== undefined) {
-      delete msg.sig;
-      msg.sig = computeSignature(msg, secret);
-    }
-    text = JSON.stringify(msg);
-  } catch (cause) {
-    throw new MessageError(ErrorCode.INVALID_MESSAGE, "the message body cannot be serialised to JSON", {
-      cause,
-    });
+export class WireCodec {
+  /** Largest message, in bytes. */
+  readonly maxBytes: number;
+  readonly #secret: string | Buffer | undefined;
+
+  constructor(options: WireCodecOptions = {}) {
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#secret = options.secret;
   }
-  if (overLimit(text, maxBytes)) {
-    const bytes = Buffer.byteLength(text);
-    throw new MessageError(
-      ErrorCode.MESSAGE_TOO_LARGE,
-      `message of ${bytes} bytes exceeds the ${maxBytes}-byte limit`,
-      { data: { bytes, maxBytes } },
-    );
+
+  /** True when messages are signed (they then go through {@link serialize}, never a hand-written text). */
+  get signing(): boolean {
+    return this.#secret !== undefined;
   }
-  return text;
+
+  /**
+   * The wire text of a short-form message: signed when signing (with `ts` set first: receivers
+   * refuse stale signed messages and replays), size-checked. Throws `MessageError`.
+   */
+  serialize(msg: UmfShort): string {
+    if (this.#secret !== undefined && msg.ts === undefined) msg.ts = new Date().toISOString();
+    return serialize(msg, this.maxBytes, this.#secret);
+  }
+
+  /** Throw `MessageError` `ERR_MESSAGE_TOO_LARGE` when a hand-built text is over the limit. */
+  checkSize(text: string): string {
+    if (overLimit(text, this.maxBytes)) throw tooLarge(text, this.maxBytes);
+    return text;
+  }
+}
+
+/** `{"rm":2,"frm":"<route>"}`: the header of every compact frame a sender with this route sends. */
+export function compactFrameHeader(route: string): string {
+  return `{"rm":2,"frm":${JSON.stringify(route)}}`;
+}
+
+/**
+ * The text of one `PUBLISH` carrying `parts` (each a message's JSON). A compact frame always travels
+ * behind its header, even with one message (its messages lack their routes); otherwise one message
+ * goes alone and several as a JSON array.
+ */
+export function frameText(parts: readonly string[], framing: FramingValue, header: string): string {
+  const n = parts.length;
+  if (framing === Framing.COMPACT) return `[${header},${n === 1 ? parts[0] : parts.join(",")}]`;
+  return n === 1 ? (parts[0] as string) : `[${parts.join(",")}]`;
 }
 
 const isStr = (v: unknown): boolean => v === undefined || typeof v === "string";
@@ -198,16 +230,4 @@ function one(
     return;
   }
   deliver(m);
-}
-
-/** Parse a route `[<iid>@]<svc>:[<verb>]<path>` cheaply: instance id (or ""), service, path. */
-export function splitRoute(route: string): { iid: string; service: string; path: string } | undefined {
-  const colon = route.indexOf(":");
-  const head = colon < 0 ? route : route.slice(0, colon);
-  const path = colon < 0 ? "" : route.slice(colon + 1);
-  const at = head.indexOf("@");
-  const iid = at < 0 ? "" : head.slice(0, at);
-  const service = at < 0 ? head : head.slice(at + 1);
-  if (service.length === 0) return undefined;
-  return { iid, service, path };
 }

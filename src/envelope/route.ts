@@ -1,12 +1,15 @@
 /**
- * UMF routes: `[<iid>@]<svc>:[<verb>]<path>` (DESIGN.md §3), e.g. `inventory:/reserve`,
- * `3f2a…@inventory:/`, `orders:[get]/v1/orders/42`.
+ * The one route parser. UMF routes are `[<iid>@]<svc>:[<verb>]<path>` (DESIGN.md §3), e.g.
+ * `inventory:/reserve`, `3f2a…@inventory:/`, `orders:[get]/v1/orders/42`; a call or send target is
+ * the head of a route, `[<iid>@]<svc>`. {@link splitRoute} cuts a route into its parts without
+ * checking them (the hot path reads routes the sender built); {@link parseRoute} and
+ * {@link parseTarget} cut the same way and validate every part.
  *
  * @module
  */
 
 import { ErrorCode, ValidationError } from "../errors.js";
-import { isInstanceId, isServiceName } from "../keys.js";
+import { assertInstanceId, assertServiceName, isInstanceId, isServiceName } from "../keys.js";
 
 /** A parsed UMF route. */
 export interface Route {
@@ -24,6 +27,44 @@ const VERB_RE = /^\[([a-z]{1,16})\]/;
 // Printable ASCII without whitespace or quotes: what an HTTP path or a UMF method may contain.
 const PATH_RE = /^\/[\x21-\x7e]*$/;
 
+/** The parts of a route, unchecked: instance id (or ""), service, and everything after the colon. */
+export interface RouteParts {
+  iid: string;
+  service: string;
+  path: string;
+}
+
+/**
+ * Cut a route `[<iid>@]<svc>:<rest>` into its parts without validating them (a route without a colon
+ * is all head). `undefined` when there is no service name.
+ */
+export function splitRoute(route: string): RouteParts | undefined {
+  const colon = route.indexOf(":");
+  const head = colon < 0 ? route : route.slice(0, colon);
+  const at = head.indexOf("@");
+  const service = at < 0 ? head : head.slice(at + 1);
+  if (service.length === 0) return undefined;
+  return { iid: at < 0 ? "" : head.slice(0, at), service, path: colon < 0 ? "" : route.slice(colon + 1) };
+}
+
+/**
+ * Parse a call or send target, `svc` or `iid@svc`. Throws {@link ValidationError}
+ * (`ERR_INVALID_NAME`, `ERR_INVALID_INSTANCE_ID`) when a part is invalid.
+ */
+export function parseTarget(target: string): { service: string; iid: string } {
+  if (typeof target !== "string" || target.length === 0) {
+    throw new ValidationError("target must be a service name or `iid@service`", {
+      code: ErrorCode.INVALID_NAME,
+    });
+  }
+  const at = target.indexOf("@");
+  const iid = at < 0 ? "" : target.slice(0, at);
+  const service = at < 0 ? target : target.slice(at + 1);
+  if (at >= 0) assertInstanceId(iid);
+  assertServiceName(service);
+  return { service, iid };
+}
+
 /** Parse a route string. Throws {@link ValidationError} `ERR_INVALID_ROUTE` when malformed. */
 export function parseRoute(route: unknown): Route {
   if (typeof route !== "string" || route.length === 0 || route.length > 2048) {
@@ -31,17 +72,15 @@ export function parseRoute(route: unknown): Route {
   }
   const colon = route.indexOf(":");
   if (colon <= 0) throw bad(route, 'expected "<service>:<path>"');
-  let head = route.slice(0, colon);
-  let rest = route.slice(colon + 1);
-  let instance: string | undefined;
-  const at = head.indexOf("@");
-  if (at >= 0) {
-    instance = head.slice(0, at);
-    head = head.slice(at + 1);
-    if (!isInstanceId(instance)) throw bad(route, "the instance id must be 32 lower-case hex characters");
+  const parts = splitRoute(route) ?? { iid: "", service: "", path: "" };
+  const instance = route.lastIndexOf("@", colon) >= 0 ? parts.iid : undefined;
+  if (instance !== undefined && !isInstanceId(instance)) {
+    throw bad(route, "the instance id must be 32 lower-case hex characters");
   }
-  const svcName: string = head;
-  if (!isServiceName(svcName)) throw bad(route, `"${head.slice(0, 64)}" is not a valid service name`);
+  const head = parts.service;
+  const name: string = head;
+  let rest = parts.path;
+  if (!isServiceName(name)) throw bad(route, `"${head.slice(0, 64)}" is not a valid service name`);
   let verb: string | undefined;
   const m = VERB_RE.exec(rest);
   if (m) {

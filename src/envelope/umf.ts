@@ -13,7 +13,7 @@
  */
 
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
-import { ErrorCode, MessageError, ValidationError } from "../errors.js";
+import { ErrorCode, MessageError, SerializationError, ValidationError } from "../errors.js";
 import { safeJsonParse } from "../json.js";
 
 export { safeJsonParse } from "../json.js";
@@ -129,6 +129,28 @@ export function createMessage<B>(init: UmfInit<B>): UmfMessage<B> {
   };
 }
 
+/** Extras of a plain message: its UMF `typ` and headers. */
+export interface MessageExtras {
+  /** UMF `typ`. */
+  type?: string;
+  /** UMF `hdr`. */
+  headers?: Record<string, unknown>;
+}
+
+/** A plain message (what `send` and `broadcast` publish), short form, stamped now. */
+export function shortMessage(
+  to: string,
+  frm: string,
+  mid: string,
+  body: unknown,
+  extras: MessageExtras = {},
+): UmfShort {
+  const msg: UmfShort = { to, frm, mid, ts: new Date().toISOString(), ver: UMF_VERSION, bdy: body };
+  if (extras.type !== undefined) msg.typ = extras.type;
+  if (extras.headers !== undefined) msg.hdr = extras.headers;
+  return msg;
+}
+
 /** Convert to the short (wire) form. Absent fields stay absent. */
 export function toShort(msg: UmfMessage): UmfShort {
   const out: Record<string, unknown> = {};
@@ -240,31 +262,48 @@ export function verifySignature(short: UmfShort, secret: string | Buffer): boole
   return got.length === expected.length && timingSafeEqual(got, expected);
 }
 
+/** Byte length of `text` only when it could exceed `max` (counting costs; most messages are small). */
+export function overLimit(text: string, max: number): boolean {
+  if (text.length > max) return true;
+  return text.length * 3 > max && Buffer.byteLength(text) > max;
+}
+
+/**
+ * Serialise a short-form message, signing it when `secret` is given. Throws `MessageError`
+ * (`ERR_MESSAGE_TOO_LARGE`, `ERR_INVALID_MESSAGE`).
+ */
+export function serialize(msg: UmfShort, maxBytes: number, secret?: string | Buffer): string {
+  let text: string;
+  try {
+    if (secret !== undefined) {
+      delete msg.sig;
+      msg.sig = computeSignature(msg, secret);
+    }
+    text = JSON.stringify(msg);
+  } catch (cause) {
+    throw new SerializationError("the message body cannot be serialised to JSON", { cause });
+  }
+  if (overLimit(text, maxBytes)) throw tooLarge(text, maxBytes);
+  return text;
+}
+
+/** The typed error for a message over the size limit. */
+export function tooLarge(text: string, maxBytes: number): MessageError {
+  const bytes = Buffer.byteLength(text);
+  return new MessageError(
+    ErrorCode.MESSAGE_TOO_LARGE,
+    `message of ${bytes} bytes exceeds the ${maxBytes}-byte limit`,
+    { data: { bytes, maxBytes } },
+  );
+}
+
 /**
  * Encode a message to its wire text (short form JSON), signing it when a secret is given.
  * Throws {@link MessageError} `ERR_MESSAGE_TOO_LARGE` over the limit, `ERR_INVALID_MESSAGE` when the
  * body cannot be serialised.
  */
 export function encode(msg: UmfMessage, options: CodecOptions = {}): string {
-  const short = toShort(msg);
-  delete short.sig;
-  if (options.secret !== undefined) short.sig = computeSignature(short, options.secret);
-  let text: string;
-  try {
-    text = JSON.stringify(short);
-  } catch (cause) {
-    throw invalid("the body cannot be serialised to JSON", cause);
-  }
-  const max = options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  // Byte length is at most 3 × UTF-16 length; count exactly only when it could matter.
-  if (text.length * 3 > max && Buffer.byteLength(text) > max) {
-    throw new MessageError(
-      ErrorCode.MESSAGE_TOO_LARGE,
-      `message of ${Buffer.byteLength(text)} bytes exceeds the ${max}-byte limit`,
-      { data: { bytes: Buffer.byteLength(text), maxBytes: max } },
-    );
-  }
-  return text;
+  return serialize(toShort(msg), options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES, options.secret);
 }
 
 /**

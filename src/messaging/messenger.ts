@@ -1,6 +1,11 @@
 /**
  * Pub/sub messaging between instances (DESIGN.md §3–§4): direct messages to one instance chosen by
- * the picker, broadcasts to every instance of a service, and the inbound path shared with RPC.
+ * the balancing loop, broadcasts to every instance of a service, and the inbound path.
+ *
+ * Inbound, every decoded message goes first to the `inbound` consumer the service wires in (RPC
+ * takes its traffic there), then to `message` listeners. Outbound, {@link MessagePort} is all that
+ * code built on messaging (RPC) uses: encoded envelopes posted to an instance, whose `PUBLISH`
+ * outcome goes to the envelope's {@link PublishReceipt}.
  *
  * Outbound messages bound for one channel within one event-loop turn are **coalesced** into one
  * `PUBLISH` frame when the receiver advertises {@link FRAME_FORMAT} (or a compact frame, without the
@@ -15,25 +20,32 @@
  */
 
 import { EventEmitter } from "node:events";
-import { fromObject, UMF_VERSION, type UmfMessage, type UmfShort } from "../envelope/index.js";
-import { ErrorCode, NoInstanceError, type RedmeshError, ValidationError } from "../errors.js";
-import { assertInstanceId, assertServiceName, type Keys } from "../keys.js";
-import { type Logger, silentLogger } from "../logger.js";
-import { type RedisLike, translateError } from "../redis/index.js";
-import type { Discovery, Instance } from "../registry/index.js";
-import { type InstancePicker, type PickContext, randomPicker } from "./picker.js";
-import { ReplayGuard } from "./replay.js";
+import { BalancedRequest, type BalancingLoop, RetryKind, type RetryKindValue } from "../balancer/index.js";
 import {
   COMPACT_FRAME_FORMAT,
+  compactFrameHeader,
   DropReason,
   type DropReasonValue,
   FRAME_FORMAT,
   Framing,
   type FramingValue,
+  frameText,
+  fromObject,
+  type MessageExtras,
+  parseTarget,
   type ReceiveOptions,
+  ReplayGuard,
   receive,
-  serialize,
-} from "./wire.js";
+  shortMessage,
+  type UmfMessage,
+  type UmfShort,
+  WireCodec,
+} from "../envelope/index.js";
+import type { RedmeshError } from "../errors.js";
+import { assertServiceName, type Keys } from "../keys.js";
+import { type Logger, silentLogger } from "../logger.js";
+import { type RedisLike, translateError } from "../redis/index.js";
+import type { Instance } from "../registry/index.js";
 
 /**
  * Most messages in one frame. A frame of everything in flight makes caller and callee take turns
@@ -67,21 +79,46 @@ const SETTLED = Promise.resolve();
 const ignore = () => {};
 
 /** Told the outcome of one `PUBLISH` that carried a message (alone or in a frame). */
-export interface PublishListener {
+export interface PublishReceipt {
   /** `receivers` is what `PUBLISH` answered (0 on error); `error` is set when Redis failed. */
   onPublished(receivers: number, error: RedmeshError | undefined): void;
+}
+
+/** @deprecated The old name of {@link PublishReceipt}. */
+export type PublishListener = PublishReceipt;
+
+/** What code built on messaging (RPC) uses of it: encoded envelopes out, and the facts to encode them. */
+export interface MessagePort {
+  /** This instance's reply route, `<iid>@<svc>:/`. */
+  readonly route: string;
+  /** The encoder of every outgoing envelope (size limit, signing). */
+  readonly codec: WireCodec;
+  /** What every id from {@link nextMid} starts with (the rest is a base-36 counter). */
+  readonly midPrefix: string;
+  /** A new message id. */
+  nextMid(): string;
+  /** The best framing an instance reads, from the formats in its `nodes` entry. */
+  framingOf(instance: Instance | undefined): FramingValue;
+  /** Whether the sender with this route has sent compact frames (so it reads them). */
+  readsCompact(route: string): boolean;
+  /**
+   * Queue an encoded envelope for an instance's direct channel (coalesced per the framing);
+   * `receipt` hears what its `PUBLISH` answered.
+   */
+  post(service: string, iid: string, text: string, framing: FramingValue, receipt?: PublishReceipt): void;
 }
 
 /** Options of {@link Messenger}. */
 export interface MessengerOptions {
   redis: RedisLike;
   keys: Keys;
-  discovery: Discovery;
+  /** The balancing loop `send()` runs in (the service's, shared with RPC). */
+  loop: BalancingLoop;
   service: string;
   instanceId: string;
   logger?: Logger;
-  /** Load-balancing seam. @default uniform random among non-draining instances */
-  picker?: InstancePicker;
+  /** Takes each incoming message first; true when it consumed it (RPC traffic). */
+  inbound?: (msg: UmfShort) => boolean;
   /** Largest payload accepted or sent, in bytes (checked before parsing). @default 1048576 */
   maxMessageBytes?: number;
   /** HMAC-SHA256 secret: outgoing messages are signed, signed incoming ones verified. */
@@ -95,8 +132,6 @@ export interface MessengerOptions {
   replayWindowMs?: number;
   /** Coalesce messages per channel per event-loop turn into frames. @default true */
   coalesce?: boolean;
-  /** Other instances tried when `PUBLISH` reaches no receiver. @default 3 */
-  sendRetries?: number;
   /** Whether anyone listens for plain messages (they are decoded to the long form only then). */
   wantsMessages?: () => boolean;
 }
@@ -136,60 +171,72 @@ export interface MessengerEvents {
   message: [UmfMessage];
 }
 
-/** Returns true when it consumed the message (RPC traffic). */
+/** Takes an incoming message first; true when it consumed it. */
 export type MessageRouter = (msg: UmfShort) => boolean;
 
 interface Batch {
   channel: string;
   framing: FramingValue;
   parts: string[];
-  listeners: Array<PublishListener | undefined>;
+  receipts: Array<PublishReceipt | undefined>;
   bytes: number;
 }
 
 /** What a published batch is left with (frozen: nothing may be queued in a batch once it is sent). */
-const SENT: Array<PublishListener | undefined> = Object.freeze([]) as unknown as Array<
-  PublishListener | undefined
+const SENT: Array<PublishReceipt | undefined> = Object.freeze([]) as unknown as Array<
+  PublishReceipt | undefined
 >;
 
-/** A message plus what is needed to send it again elsewhere when nobody received it. */
-class Delivery implements PublishListener {
-  attempts = 0;
-  readonly exclude = new Set<string>();
-  iid = "";
-  resolve!: (iid: string) => void;
-  reject!: (err: RedmeshError) => void;
+/** One `send()`: a message the loop delivers to one instance (another one when nobody received it). */
+class Delivery extends BalancedRequest {
+  done!: (iid: string) => void;
+  fail!: (err: RedmeshError) => void;
   constructor(
     readonly m: Messenger,
-    readonly service: string,
+    loop: BalancingLoop,
+    service: string,
+    iid: string,
     readonly body: unknown,
-    readonly direct: boolean,
-  ) {}
-  onPublished(receivers: number, error: RedmeshError | undefined): void {
-    this.m._delivered(this, receivers, error);
+    readonly extras: MessageExtras,
+  ) {
+    // A send waits for nobody: a message reaching no one is resent at once, never after a backoff.
+    super(loop, { service, iid, retries: 0 });
+  }
+  transmit(instance: Instance | undefined): void {
+    this.m._transmit(this, instance);
+  }
+  override delivered(): void {
+    this.loop.succeeded(this);
+    this.settled = true;
+    this.done(this.iid);
+  }
+  reject(error: RedmeshError): void {
+    this.settled = true;
+    this.fail(error);
+  }
+  override onRetry(kind: RetryKindValue): void {
+    if (kind === RetryKind.REDIRECT) this.m.stats.resent++;
   }
 }
 
 /** Messaging for one instance. Created and wired by `createService`. */
-export class Messenger extends EventEmitter<MessengerEvents> {
+export class Messenger extends EventEmitter<MessengerEvents> implements MessagePort {
   readonly #redis: RedisLike;
   readonly #keys: Keys;
-  readonly #discovery: Discovery;
+  readonly #loop: BalancingLoop;
   readonly #logger: Logger;
   readonly #service: string;
-  readonly #iid: string;
   readonly #route: string;
-  readonly #picker: InstancePicker;
-  readonly #maxBytes: number;
-  readonly #secret: string | Buffer | undefined;
-  readonly #requireSignature: boolean;
+  /** The encoder of every outgoing envelope. */
+  readonly codec: WireCodec;
   readonly #replay: ReplayGuard | undefined;
   readonly #coalesce: boolean;
-  readonly #sendRetries: number;
   readonly #channels: string[];
+  /** Direct channels by instance id, built once per instance instead of once per message (bounded). */
+  readonly #direct = new Map<string, string>();
   readonly #outbox = new Map<string, Batch>();
   #flushScheduled = false;
-  #router: MessageRouter | undefined;
+  readonly #inbound: MessageRouter | undefined;
   readonly #wants: () => boolean;
   #running = false;
   #mid = 0;
@@ -225,21 +272,18 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     super();
     this.#redis = o.redis;
     this.#keys = o.keys;
-    this.#discovery = o.discovery;
+    this.#loop = o.loop;
     this.#logger = o.logger ?? silentLogger;
     this.#service = o.service;
-    this.#iid = o.instanceId;
     this.#route = `${o.instanceId}@${o.service}:/`;
-    this.#picker = o.picker ?? randomPicker;
-    this.#maxBytes = o.maxMessageBytes ?? 1024 * 1024;
-    this.#secret = o.secret;
-    this.#requireSignature = o.requireSignature ?? false;
+    this.codec = new WireCodec({ maxBytes: o.maxMessageBytes ?? 1024 * 1024, secret: o.secret });
+    this.#inbound = o.inbound;
     const window = o.replayWindowMs ?? 30_000;
     this.#replay = o.secret !== undefined && window > 0 ? new ReplayGuard({ windowMs: window }) : undefined;
     this.#recv = {
-      maxBytes: this.#maxBytes,
-      secret: this.#secret,
-      requireSignature: this.#requireSignature,
+      maxBytes: this.codec.maxBytes,
+      secret: o.secret,
+      requireSignature: o.requireSignature ?? false,
       replay: this.#replay,
       self: this.#route,
       onCompact: (frm) => {
@@ -248,9 +292,8 @@ export class Messenger extends EventEmitter<MessengerEvents> {
         this.#compactPeers.add(frm);
       },
     };
-    this.#compactHeader = `{"rm":2,"frm":${JSON.stringify(this.#route)}}`;
+    this.#compactHeader = compactFrameHeader(this.#route);
     this.#coalesce = o.coalesce ?? true;
-    this.#sendRetries = o.sendRetries ?? 3;
     this.#wants = o.wantsMessages ?? (() => this.listenerCount("message") > 0);
     this.#channels = [o.keys.instanceChannel(o.service, o.instanceId), o.keys.serviceChannel(o.service)];
     // Message ids: the instance id's first 12 hex digits and a counter (unique per instance, cheap).
@@ -262,11 +305,6 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     return this.#route;
   }
 
-  /** The picker in use. */
-  get picker(): InstancePicker {
-    return this.#picker;
-  }
-
   /** The frame formats this instance understands (for its `nodes` entry). */
   get frames(): string[] {
     return [FRAME_FORMAT, COMPACT_FRAME_FORMAT];
@@ -275,11 +313,6 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   /** Whether the sender with this route has sent compact frames (so it reads them). */
   readsCompact(route: string): boolean {
     return this.#compactPeers.has(route);
-  }
-
-  /** Install the function that takes RPC traffic before `message` listeners see it. */
-  setRouter(router: MessageRouter): void {
-    this.#router = router;
   }
 
   /** What every mid from `nextMid()` starts with (the rest is a base-36 counter). */
@@ -374,10 +407,10 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     this.stats.received++;
     this.#turnMessages++;
     try {
-      if (this.#router?.(m)) return;
+      if (this.#inbound?.(m)) return;
     } catch (err) {
       this.stats.listenerErrors++;
-      this.#logger.warn({ err }, "RPC router threw");
+      this.#logger.warn({ err }, "the inbound consumer threw");
       return;
     }
     if (!this.#wants()) return;
@@ -400,50 +433,47 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   // ---------------------------------------------------------------- outbound
 
   /**
-   * Queue one short-form message for `channel`. Unless `framing` is `PLAIN` it may share a `PUBLISH`
-   * frame with other messages for the same channel in this event-loop turn (the message keeps every
-   * field, also in a compact frame). Throws `MessageError` when the message is too large or cannot be
-   * serialised.
+   * Queue one short-form message for `channel` (encoded by {@link codec}). Throws `MessageError` or
+   * `SerializationError` when it is too large or cannot be serialised.
    */
-  enqueue(channel: string, msg: UmfShort, framing: FramingValue, listener?: PublishListener): void {
-    // A signed message carries its time under the signature: receivers refuse stale ones and replays.
-    if (this.#secret !== undefined && msg.ts === undefined) msg.ts = new Date().toISOString();
-    this.enqueueText(channel, serialize(msg, this.#maxBytes, this.#secret), framing, listener);
+  enqueue(channel: string, msg: UmfShort, framing: FramingValue, receipt?: PublishReceipt): void {
+    this.enqueueText(channel, this.codec.serialize(msg), framing, receipt);
   }
 
-  /** True when outgoing messages are signed (they must then go through {@link enqueue}). */
-  get signing(): boolean {
-    return this.#secret !== undefined;
-  }
-
-  /** Largest message size in bytes. */
-  get maxBytes(): number {
-    return this.#maxBytes;
+  /** See {@link MessagePort.post}. */
+  post(service: string, iid: string, text: string, framing: FramingValue, receipt?: PublishReceipt): void {
+    let channel = this.#direct.get(iid);
+    if (channel === undefined) {
+      if (this.#direct.size > 10_000) this.#direct.clear();
+      channel = this.#keys.instanceChannel(service, iid);
+      this.#direct.set(iid, channel);
+    }
+    this.enqueueText(channel, text, framing, receipt);
   }
 
   /**
-   * Queue an already serialised (unsigned, size-checked) message: the hot path of RPC, which writes
-   * the envelope's JSON directly instead of building an object and serialising it. With `COMPACT`
-   * the text may leave out `frm` (this instance's route) and `to` (the receiver's route).
+   * Queue an encoded message. Unless `framing` is `PLAIN` it may share a `PUBLISH` frame with other
+   * messages for the same channel in this event-loop turn; with `COMPACT` the text may leave out
+   * `frm` (this instance's route) and `to` (the receiver's route).
    */
-  enqueueText(channel: string, text: string, framing: FramingValue, listener?: PublishListener): void {
+  enqueueText(channel: string, text: string, framing: FramingValue, receipt?: PublishReceipt): void {
     if (framing === Framing.PLAIN || (!this.#coalesce && framing === Framing.FRAME)) {
-      this.#publish(channel, text, [listener], 1);
+      this.#publish(channel, text, [receipt], 1);
       return;
     }
     let b = this.#outbox.get(channel);
-    if (b && (b.framing !== framing || b.bytes + text.length + 1 > this.#maxBytes)) {
+    if (b && (b.framing !== framing || b.bytes + text.length + 1 > this.codec.maxBytes)) {
       this.#outbox.delete(channel);
       this.#publishBatch(b);
       b = undefined;
     }
     if (!b) {
       const head = framing === Framing.COMPACT ? this.#compactHeader.length + 1 : 0;
-      b = { channel, framing, parts: [], listeners: [], bytes: 2 + head };
+      b = { channel, framing, parts: [], receipts: [], bytes: 2 + head };
       this.#outbox.set(channel, b);
     }
     b.parts.push(text);
-    b.listeners.push(listener);
+    b.receipts.push(receipt);
     b.bytes += text.length + 1;
     if (b.parts.length >= MAX_FRAME_MESSAGES || !this.#coalesce) {
       this.#outbox.delete(channel);
@@ -452,9 +482,8 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      // A microtask runs after the continuations already queued by this socket read (one per
-      // request or reply it carried), so they share one PUBLISH; a lone message is not delayed at all
-      // (setImmediate cost ≈ 40 µs of p50 at concurrency 1).
+      // A microtask runs after the continuations this socket read queued (one per request or reply
+      // it carried), so they share one PUBLISH; a lone message is not delayed by a whole turn.
       SETTLED.then(this.#flush);
     }
   }
@@ -462,11 +491,8 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   #flushAll(): void {
     this.#flushScheduled = false;
     if (this.#outbox.size === 0) return;
-    // Entries are deleted, not `clear()`ed: V8's Map.clear() allocates a new hash table and leaves the
-    // old one linked to it with its entries in place. Once one such table reached the old generation,
-    // it kept every later table, batch and pending call alive through scavenges; in about 3 processes
-    // of 10 that made V8 pretenure batches for good (29 % of young allocations promoted, scavenge
-    // pauses of 6-7 ms instead of 0.5, c=64 throughput down by a third).
+    // Deleted, not clear()ed: a cleared Map's old table stays linked to the new one with its entries,
+    // which can keep every later batch alive through scavenges (docs/benchmarks.md "GC").
     for (const [channel, b] of this.#outbox) {
       this.#outbox.delete(channel);
       this.#publishBatch(b);
@@ -474,45 +500,43 @@ export class Messenger extends EventEmitter<MessengerEvents> {
   }
 
   #publishBatch(b: Batch): void {
-    const { parts, listeners } = b;
+    const { parts, receipts } = b;
     const n = parts.length;
-    // A compact message lacks its routes: it always travels behind the header, even alone.
-    const text =
-      b.framing === Framing.COMPACT
-        ? `[${this.#compactHeader},${n === 1 ? parts[0] : parts.join(",")}]`
-        : n === 1
-          ? (parts[0] as string)
-          : `[${parts.join(",")}]`;
-    // A sent batch keeps nothing: whatever may still reach it (a replaced hash table, see #flushAll)
-    // must not keep its messages and callers alive.
+    const text = frameText(parts, b.framing, this.#compactHeader);
+    // A sent batch keeps nothing: whatever may still reach it must not keep its messages and callers alive.
     parts.length = 0;
-    b.listeners = SENT;
-    this.#publish(b.channel, text, listeners, n);
+    b.receipts = SENT;
+    this.#publish(b.channel, text, receipts, n);
   }
 
   #publish(
     channel: string,
     text: string | Buffer,
-    listeners: Array<PublishListener | undefined>,
+    receipts: Array<PublishReceipt | undefined>,
     n: number,
   ): void {
     this.stats.publishes++;
     this.stats.sent += n;
     const p = this.#redis.publish(channel, text);
-    if (n === 1 ? listeners[0] === undefined : !listeners.some((l) => l !== undefined)) {
+    if (n === 1 ? receipts[0] === undefined : !receipts.some((l) => l !== undefined)) {
       // Nobody waits for the outcome (replies): only keep a failure from going unhandled.
       p.then(undefined, ignore);
       return;
     }
     p.then(
       (receivers) => {
-        for (const l of listeners) l?.onPublished(receivers, undefined);
+        for (const l of receipts) l?.onPublished(receivers, undefined);
       },
       (err: unknown) => {
         const e = translateError(err, "PUBLISH");
-        for (const l of listeners) l?.onPublished(0, e);
+        for (const l of receipts) l?.onPublished(0, e);
       },
     );
+  }
+
+  /** See {@link MessagePort.framingOf}. */
+  framingOf(instance: Instance | undefined): FramingValue {
+    return Messenger.framingOf(instance);
   }
 
   /** Whether an instance understands frames. */
@@ -528,132 +552,38 @@ export class Messenger extends EventEmitter<MessengerEvents> {
     return f.includes(FRAME_FORMAT) ? Framing.FRAME : Framing.PLAIN;
   }
 
-  /** Live instances of a service from the cache, reading Redis only when it is not cached yet. */
-  async candidates(service: string): Promise<readonly Instance[]> {
-    return this.#discovery.cachedInstances(service) ?? (await this.#discovery.instances(service));
-  }
-
-  /** Evict an instance from the local discovery cache (it answered no `PUBLISH`). */
-  evict(service: string, iid: string): void {
-    this.stats.evicted++;
-    this.#discovery.evict(service, iid);
-  }
-
   /**
-   * Pick an instance through the picker. Rethrows what the picker throws (e.g. circuit open);
-   * returns `undefined` when none is eligible.
+   * Send `body` to one live instance of `target` (`svc` or `iid@svc`), chosen by the balancing loop.
+   * Resolves with the instance id that received it. When `PUBLISH` reaches nobody the instance is
+   * evicted and another one is tried at once (the loop's `redirects`). Rejects with `NoInstanceError`
+   * when no instance is left, `ValidationError` on a bad target.
    */
-  pick(candidates: readonly Instance[], ctx: PickContext): Instance | undefined {
-    return this.#picker.pick(candidates, ctx);
-  }
-
-  /**
-   * Send `body` to one live instance of `target` (`svc` or `iid@svc`). Resolves with the instance id
-   * that received it. When `PUBLISH` reaches nobody the instance is evicted and another one is tried
-   * at once (up to `sendRetries`). Rejects with `NoInstanceError` when no instance is left.
-   */
-  send(target: string, body: unknown, options: { type?: string; headers?: Record<string, unknown> } = {}) {
+  send(target: string, body: unknown, options: MessageExtras = {}): Promise<string> {
     const { service, iid } = parseTarget(target);
-    const d = new Delivery(this, service, { body, ...options }, iid !== "");
-    d.iid = iid;
+    const d = new Delivery(this, this.#loop, service, iid, body, options);
     return new Promise<string>((resolve, reject) => {
-      d.resolve = resolve;
-      d.reject = reject;
-      this.#attempt(d).catch((err: RedmeshError) => reject(err));
+      d.done = resolve;
+      d.fail = reject;
+      this.#loop.dispatch(d);
     });
   }
 
-  async #attempt(d: Delivery): Promise<void> {
-    let inst: Instance | undefined;
-    const all = await this.candidates(d.service);
-    if (d.direct) {
-      // A direct target unknown to the cache (not reconciled yet) is still tried, as plain UMF;
-      // PUBLISH tells whether it is there.
-      inst = all.find((i) => i.id === d.iid);
-    } else {
-      inst = this.#picker.pick(all, { service: d.service, exclude: d.exclude });
-      if (!inst) throw new NoInstanceError(d.service);
-      d.iid = inst.id;
-    }
-    const extra = d.body as { body: unknown; type?: string; headers?: Record<string, unknown> };
-    const msg: UmfShort = {
-      to: `${d.iid}@${d.service}:/`,
-      frm: this.#route,
-      mid: this.nextMid(),
-      ts: new Date().toISOString(),
-      ver: UMF_VERSION,
-      bdy: extra.body,
-    };
-    if (extra.type !== undefined) msg.typ = extra.type;
-    if (extra.headers !== undefined) msg.hdr = extra.headers;
-    this.enqueue(this.#keys.instanceChannel(d.service, d.iid), msg, Messenger.framingOf(inst), d);
-  }
-
-  /** @internal Outcome of one delivery attempt. */
-  _delivered(d: Delivery, receivers: number, error: RedmeshError | undefined): void {
-    if (error) {
-      d.reject(error);
-      return;
-    }
-    if (receivers > 0) {
-      d.resolve(d.iid);
-      return;
-    }
-    this.evict(d.service, d.iid);
-    if (d.direct || d.attempts >= this.#sendRetries) {
-      d.reject(
-        new NoInstanceError(d.service, {
-          data: { reason: "no receiver", instance: d.iid, attempts: d.attempts + 1 },
-        }),
-      );
-      return;
-    }
-    d.attempts++;
-    d.exclude.add(d.iid);
-    this.stats.resent++;
-    this.#attempt(d).catch((err: RedmeshError) => d.reject(err));
+  /** @internal One attempt of a delivery: encode for `instance` and post it. */
+  _transmit(d: Delivery, instance: Instance | undefined): void {
+    const msg = shortMessage(`${d.iid}@${d.service}:/`, this.#route, this.nextMid(), d.body, d.extras);
+    // A direct target unknown to the cache (not reconciled yet) is still tried, as plain UMF;
+    // PUBLISH tells whether it is there.
+    this.post(d.service, d.iid, this.codec.serialize(msg), Messenger.framingOf(instance), d);
   }
 
   /** Publish `body` to every instance of `service`. Resolves with the number of receivers. */
-  async broadcast(
-    service: string,
-    body: unknown,
-    options: { type?: string; headers?: Record<string, unknown> } = {},
-  ): Promise<number> {
+  async broadcast(service: string, body: unknown, options: MessageExtras = {}): Promise<number> {
     assertServiceName(service);
-    const msg: UmfShort = {
-      to: `${service}:/`,
-      frm: this.#route,
-      mid: this.nextMid(),
-      ts: new Date().toISOString(),
-      ver: UMF_VERSION,
-      bdy: body,
-    };
-    if (options.type !== undefined) msg.typ = options.type;
-    if (options.headers !== undefined) msg.hdr = options.headers;
+    const msg = shortMessage(`${service}:/`, this.#route, this.nextMid(), body, options);
     return new Promise<number>((resolve, reject) => {
       this.enqueue(this.#keys.serviceChannel(service), msg, Framing.PLAIN, {
         onPublished: (n, err) => (err ? reject(err) : resolve(n)),
       });
     });
   }
-}
-
-/** Parse a `svc` or `iid@svc` target, with typed validation errors. */
-export function parseTarget(target: string): { service: string; iid: string } {
-  if (typeof target !== "string" || target.length === 0) {
-    throw new ValidationError("target must be a service name or `iid@service`", {
-      code: ErrorCode.INVALID_NAME,
-    });
-  }
-  const at = target.indexOf("@");
-  if (at < 0) {
-    assertServiceName(target);
-    return { service: target, iid: "" };
-  }
-  const iid = target.slice(0, at);
-  const service = target.slice(at + 1);
-  assertInstanceId(iid);
-  assertServiceName(service);
-  return { service, iid };
 }

@@ -1,7 +1,14 @@
 /**
- * Request/reply RPC: handlers, calls, typed contracts, tracing.
+ * Request/reply RPC: the calling and answering halves, typed contracts, tracing.
  * @module
  */
+export {
+  type CallOptions,
+  DEFAULT_RPC_TIMEOUT_MS,
+  RpcClient,
+  type RpcClientOptions,
+  type RpcClientStats,
+} from "./client.js";
 export {
   type Api,
   type Contract,
@@ -20,16 +27,13 @@ export {
   type HttpRouteRequest,
   type HttpRouteResponse,
 } from "./http-route.js";
+export { Rpc, type RpcOptions, type RpcStats } from "./rpc.js";
 export {
-  type CallOptions,
-  DEFAULT_RPC_TIMEOUT_MS,
   type HandleOptions,
   type Handler,
   type HandlerContext,
-  InstanceLostError,
-  Rpc,
-  type RpcOptions,
-  type RpcStats,
-  RpcType,
-} from "./rpc.js";
+  RpcServer,
+  type RpcServerOptions,
+  type RpcServerStats,
+} from "./server.js";
 export { loadOtel, otelApi, outgoingTraceparent, parseTraceparent } from "./trace.js";

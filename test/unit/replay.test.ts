@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { DropReason, receive } from "../../src/envelope/index.js";
 import { computeSignature, ReplayGuard, type UmfShort } from "../../src/index.js";
-import { DropReason, receive } from "../../src/messaging/wire.js";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
