@@ -9,7 +9,6 @@ export type {
 export {
   type AddResult,
   type BlockingConnection,
-  createQueue,
   DEFAULT_PROCESS_OPTIONS,
   DEFAULT_QUEUE_OPTIONS,
   type DeadLetter,
@@ -17,13 +16,14 @@ export {
   type JobFailure,
   type JobHandler,
   type ProcessOptions,
-  Queue,
   type QueueEvents,
   type QueueOptions,
   type QueueRedis,
   type QueueStats,
+  type QueueStopOptions,
   type QueueWarning,
   QueueWarningCode,
   type QueueWarningCodeValue,
-} from "./queue.js";
+} from "./options.js";
+export { createQueue, Queue } from "./queue.js";
 export { type QueueStatsEntry, readQueueStats } from "./stats-source.js";

@@ -4,7 +4,8 @@
  * @module
  */
 import type { Keys } from "../keys.js";
-import { createQueue, type QueueRedis, type QueueStats } from "./queue.js";
+import type { QueueRedis, QueueStats } from "./options.js";
+import { createQueue } from "./queue.js";
 
 /** One queue's figures, with where it lives. */
 export interface QueueStatsEntry extends QueueStats {

@@ -10,6 +10,7 @@ import {
   createKeys,
   createQueue,
   createService,
+  isRedmeshError,
   type Keys,
   type Queue,
   QueueWarningCode,
@@ -381,6 +382,102 @@ describe(onTopology("queue: processing"), () => {
     const st = await p.stats();
     assert.equal(st.processed, 1);
     assert.equal(st.pending + st.inFlight, 0);
+  });
+});
+
+describe(onTopology("queue: life cycle"), () => {
+  /** A worker whose handlers see their abort but never end (they ignore the signal). */
+  function hangingWorker(q: Queue<number>, concurrency: number): { aborted: () => number } {
+    let aborted = 0;
+    q.process(
+      (_b, job) => {
+        job.signal.addEventListener("abort", () => aborted++);
+        return new Promise<void>(() => {});
+      },
+      { concurrency, timeout: 0 },
+    );
+    return { aborted: () => aborted };
+  }
+
+  test("stop({ force: true }) aborts running handlers and hands their jobs back at once, grace period or not", async () => {
+    const { q } = makeQueue<number>();
+    const w = hangingWorker(q, 2);
+    await q.addBulk([1, 2, 3].map((body) => ({ body })));
+    await waitFor(() => q.running === 2);
+    const t0 = Date.now();
+    await q.stop({ force: true, graceMs: 60_000 });
+    const took = Date.now() - t0;
+    assert.ok(took < 2000, `a forced stop took ${took} ms (grace 60 s)`);
+    assert.equal(w.aborted(), 2);
+    assert.equal(q.state, "stopped");
+    assert.equal(q.running, 0);
+    const st = await q.stats();
+    assert.equal(st.pending, 3, "2 handed back + 1 never claimed");
+    assert.equal(st.inFlight, 0);
+    assert.equal(st.consumers, 0);
+    assert.equal(st.failed, 0, "a forced stop is not a failed attempt");
+  });
+
+  test("a forced stop cuts a graceful stop under way short; every stop() returns the same promise", async () => {
+    const { q } = makeQueue<number>();
+    const w = hangingWorker(q, 1);
+    await q.add(1);
+    await waitFor(() => q.running === 1);
+    const t0 = Date.now();
+    const graceful = q.stop({ graceMs: 60_000 });
+    await sleep(100);
+    assert.equal(q.state, "stopping");
+    assert.equal(w.aborted(), 0, "the graceful stop waits for the handler");
+    const forced = q.stop({ force: true });
+    assert.equal(forced, graceful);
+    await forced;
+    assert.ok(Date.now() - t0 < 3000, "the forced stop did not wait out the grace period");
+    assert.equal(w.aborted(), 1);
+    const st = await q.stats();
+    assert.equal(st.pending, 1);
+    assert.equal(st.inFlight, 0);
+  });
+
+  test("closed() resolves (with undefined) only once the stop is done and the jobs are settled", async () => {
+    const { q } = makeQueue<number>();
+    assert.equal(q.state, "idle");
+    let release: (() => void) | undefined;
+    q.process(() => new Promise<void>((r) => (release = r)), { timeout: 0 });
+    await q.add(1);
+    await waitFor(() => q.running === 1);
+    assert.equal(q.state, "running");
+    let outcome: unknown = "open";
+    const closed = q.closed().then((reason) => {
+      outcome = reason;
+    });
+    await sleep(50);
+    assert.equal(outcome, "open", "closed() waits for a stop");
+    const stopped = q.stop({ graceMs: 10_000 });
+    await sleep(100);
+    assert.equal(outcome, "open", "closed() waits for the running handler (within the grace period)");
+    release!();
+    await closed;
+    assert.equal(outcome, undefined);
+    assert.equal(q.state, "stopped");
+    const st = await q.stats();
+    assert.equal(st.processed, 1, "the job was acknowledged before closed() resolved");
+    assert.equal(st.pending + st.inFlight, 0);
+    assert.equal(st.consumers, 0, "the lease was dropped before closed() resolved");
+    await stopped;
+  });
+
+  test("a producer-only queue: stop() from idle, closed() resolves, and it cannot start a worker after", async () => {
+    const { q } = makeQueue<number>();
+    await q.add(1);
+    assert.equal(q.state, "idle");
+    await q.stop();
+    assert.equal(q.state, "stopped");
+    assert.equal(await q.closed(), undefined);
+    assert.throws(
+      () => q.process(() => {}),
+      (e: unknown) => isRedmeshError(e, "ERR_ALREADY_STARTED"),
+    );
+    assert.equal((await q.stats()).pending, 1);
   });
 });
 
