@@ -660,7 +660,7 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
     await step("announce draining", () => this.#registration.update());
     // Queues first: finish or return in-flight jobs while this instance is still registered.
     await step("stop queues", () =>
-      Promise.all([...this.#queues.values()].map((q) => q.stop({ graceMs: grace }))),
+      Promise.all([...this.#queues.values()].map((q) => q.stop({ graceMs: grace, force: ctx.force }))),
     );
     if (!(await this.#work.whenIdle(grace, ctx.signal)) && this.#work.count > 0)
       this.logger.warn({ inFlight: this.#work.count }, "stop grace period ended with work still in flight");

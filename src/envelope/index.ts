@@ -20,6 +20,7 @@ export {
   WireCodec,
   type WireCodecOptions,
 } from "./frames.js";
+export { decodeJobEntry, encodeJobEntry, type JobEnvelope, reencodeJobEntry } from "./job.js";
 export { ReplayGuard, type ReplayGuardOptions, ReplayVerdict, type ReplayVerdictValue } from "./replay.js";
 export {
   formatRoute,

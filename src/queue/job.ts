@@ -12,8 +12,8 @@
  */
 
 import { randomUUID } from "node:crypto";
-import { UMF_VERSION } from "../envelope/index.js";
-import { ErrorCode, ValidationError } from "../errors.js";
+import { decodeJobEntry, encodeJobEntry, reencodeJobEntry } from "../envelope/index.js";
+import { ErrorCode, MessageError, ValidationError } from "../errors.js";
 
 /** How long to wait before a retry. A number is a fixed delay in ms. */
 export type Backoff =
@@ -139,8 +139,9 @@ export interface EncodedJob {
 const JOB_OPTION_KEYS = new Set(["delay", "attempts", "backoff", "jobId", "priority"]);
 
 /**
- * Encode one job as a Hydra-compatible UMF entry. Throws a {@link ValidationError} for bad options or
- * a body that cannot be serialised.
+ * Encode one job as a Hydra-compatible UMF entry (`envelope/job.ts`). Throws a {@link ValidationError}
+ * for bad options, a `SerializationError` for a body that cannot be serialised, a `MessageError` when
+ * the entry is over `maxBytes`.
  */
 export function encodeJob(
   body: unknown,
@@ -198,28 +199,7 @@ export function encodeJob(
     meta = { a: attempts, n: 0, b, bt, bm };
     if (id !== undefined) meta.u = 1;
   }
-  let entry: string;
-  try {
-    entry = JSON.stringify({
-      to: defaults.to,
-      frm: defaults.from,
-      mid,
-      ts: new Date().toISOString(),
-      ver: UMF_VERSION,
-      bdy: body,
-      rmq: meta,
-    });
-  } catch (err) {
-    throw new ValidationError(`job body cannot be serialised to JSON: ${(err as Error).message}`, {
-      code: ErrorCode.SERIALIZATION,
-      cause: err,
-    });
-  }
-  if (entry.length > maxBytes && Buffer.byteLength(entry) > maxBytes) {
-    throw new ValidationError(`job is ${Buffer.byteLength(entry)} bytes, more than the ${maxBytes} allowed`, {
-      code: ErrorCode.MESSAGE_TOO_LARGE,
-    });
-  }
+  const entry = encodeJobEntry(defaults.to, defaults.from, mid, body, meta, maxBytes);
   return { id: mid, entry, delay, unique: id ?? "", priority };
 }
 
@@ -232,31 +212,13 @@ function intIn(v: unknown, min: number, max: number): number | undefined {
  * `__proto__` keys are never copied anywhere (the object is only read), so parsing is pollution-safe.
  */
 export function parseEntry(raw: string, defaults: JobDefaults, maxBytes: number): ParseResult {
-  if (raw.length > maxBytes && Buffer.byteLength(raw) > maxBytes) {
-    return { ok: false, reason: `entry is larger than ${maxBytes} bytes` };
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(raw);
-  } catch (err) {
-    return { ok: false, reason: `entry is not JSON: ${(err as Error).message}` };
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    return { ok: false, reason: "entry is not a JSON object (expected a UMF message)" };
-  }
-  const obj = v as Record<string, unknown>;
-  let body: unknown;
-  if (Object.hasOwn(obj, "bdy")) body = obj.bdy;
-  else if (Object.hasOwn(obj, "body")) body = obj.body;
-  else return { ok: false, reason: "entry has no bdy (not a UMF message)" };
-  const mid = obj.mid ?? obj.id;
-  const id = typeof mid === "string" && mid.length > 0 ? mid : typeof mid === "number" ? String(mid) : "";
-  if (id === "") return { ok: false, reason: "entry has no mid (not a UMF message)" };
-  const m = obj.rmq;
+  const e = decodeJobEntry(raw, maxBytes);
+  if (e instanceof MessageError) return { ok: false, reason: e.message };
+  const { obj, id, body } = e;
+  const r = e.rmq;
   const [db, dbt, dbm] = defaults.backoff;
   let meta: EntryMeta;
-  if (typeof m === "object" && m !== null && !Array.isArray(m)) {
-    const r = m as Record<string, unknown>;
+  if (r !== undefined) {
     meta = {
       a: intIn(r.a, 1, MAX_ATTEMPTS) ?? defaults.attempts,
       n: intIn(r.n, 0, 1_000_000) ?? 0,
@@ -282,27 +244,20 @@ export function backoffDelay(meta: EntryMeta, attemptsMade: number): number {
 
 /** Rewrite an entry with new bookkeeping (same id, same body). */
 export function withMeta(p: ParsedEntry, meta: EntryMeta): string {
-  return JSON.stringify({ ...p.obj, rmq: meta });
+  return reencodeJobEntry({ obj: p.obj, id: p.id, body: p.body, rmq: undefined }, meta);
 }
 
 /** The dead letter stored for a malformed entry: a UMF shell that keeps the raw text. */
 export function malformedDeadLetter(raw: string, reason: string, to: string, maxRawChars: number): string {
-  return JSON.stringify({
-    to,
-    frm: "",
-    mid: randomUUID(),
-    ts: new Date().toISOString(),
-    ver: UMF_VERSION,
-    bdy: null,
-    rmq: {
-      a: 1,
-      n: 0,
-      b: 0,
-      bt: "f",
-      bm: 0,
-      e: `malformed entry: ${reason}`,
-      ft: Date.now(),
-      raw: raw.length > maxRawChars ? raw.slice(0, maxRawChars) : raw,
-    } satisfies EntryMeta,
-  });
+  const rmq: EntryMeta = {
+    a: 1,
+    n: 0,
+    b: 0,
+    bt: "f",
+    bm: 0,
+    e: `malformed entry: ${reason}`,
+    ft: Date.now(),
+    raw: raw.length > maxRawChars ? raw.slice(0, maxRawChars) : raw,
+  };
+  return encodeJobEntry(to, "", randomUUID(), null, rmq);
 }

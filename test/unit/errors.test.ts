@@ -1,11 +1,19 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
+  BulkheadFullError,
+  CircuitOpenError,
+  ConnectionError,
   ErrorCode,
   errorFromWire,
   errorToWire,
+  InstanceLostError,
+  NoInstanceError,
   RedmeshError,
   RemoteError,
+  SerializationError,
   TimeoutError,
   ValidationError,
 } from "../../src/index.js";
@@ -43,5 +51,39 @@ describe("errors", () => {
     assert.deepEqual(plain, { code: "E_X", message: "boom", retryable: false });
     assert.equal(errorFromWire(null).code, ErrorCode.REMOTE);
     assert.equal(errorFromWire({ code: 5, message: {} }).message, "remote error");
+  });
+});
+
+describe("error catalogue", () => {
+  test("every ErrorCode is documented in docs/errors.md, and the docs name no code the code lacks", () => {
+    const doc = readFileSync(join(process.cwd(), "docs", "errors.md"), "utf8");
+    const documented = new Set([...doc.matchAll(/^\| `(ERR_[A-Z_]+)`/gm)].map((m) => m[1]));
+    const codes = new Set<string>(Object.values(ErrorCode));
+    for (const c of codes) assert.ok(documented.has(c), `${c} is missing from docs/errors.md`);
+    for (const c of documented)
+      assert.ok(codes.has(c as string), `docs/errors.md lists ${c}, ErrorCode has no such code`);
+  });
+
+  test("the wire table rebuilds each code as its own class", () => {
+    const cases: Array<[RedmeshError, new (...a: never[]) => RedmeshError]> = [
+      [new NoInstanceError("orders", { data: { reason: "draining" } }), NoInstanceError],
+      [new InstanceLostError("gone"), InstanceLostError],
+      [new SerializationError("bigint"), SerializationError],
+      [new BulkheadFullError("full"), BulkheadFullError],
+      [new CircuitOpenError("open"), CircuitOpenError],
+      [new ConnectionError("down"), ConnectionError],
+      [new TimeoutError("late"), TimeoutError],
+    ];
+    for (const [e, cls] of cases) {
+      const back = errorFromWire(JSON.parse(JSON.stringify(e.toJSON())));
+      assert.ok(back instanceof cls, `${e.code} comes back as ${cls.name}, got ${back.name}`);
+      assert.equal(back.code, e.code);
+      assert.equal(back.message, e.message);
+      assert.deepEqual(back.data, e.data);
+      assert.equal(back.retryable, e.retryable);
+    }
+    const own = errorFromWire({ code: "ERR_OUT_OF_STOCK", message: "none left", retryable: false });
+    assert.ok(own instanceof RemoteError);
+    assert.equal(own.code, "ERR_OUT_OF_STOCK");
   });
 });
