@@ -1,18 +1,24 @@
+// Long because the pick/retry loop stays here (in one delimited section) until the shared balancing loop replaces it.
 /**
  * The API gateway: `METHOD /path` → a live instance of the service that registered a matching route.
  *
  * Per request: CORS preflight → path normalisation (400) → the gateway's own endpoints (`/healthz`,
  * `/metrics`) → rate limit (429) → route match (404/405) → body limit (413) → pick an instance →
- * forward over HTTP (undici keep-alive pool per origin) when the instance advertises `ip`+`port`,
- * otherwise through the {@link GatewayRpcInvoker} seam. Idempotent requests are retried on another
+ * forward over HTTP (`upstream-http.ts`) when the instance advertises `ip`+`port`, otherwise through
+ * the {@link GatewayRpcInvoker} seam (`upstream-rpc.ts`). Idempotent requests are retried on another
  * instance when the connection failed before the request was sent; failures map to 502/503/504.
+ * Options and their validation live in `options.ts`.
  *
  * The gateway is itself a redmesh service instance (name `gateway` by default): that gives it
  * discovery, a registry entry, and an instance channel on which replies to WebSocket clients arrive.
  *
- * Stop order (also in docs/gateway.md): stop accepting connections and close idle keep-alive ones →
- * close WebSockets with 1001 → wait for in-flight requests (bounded by `stopGraceMs`), then cut what is
- * left → close the upstream pools → deregister and close Redis. Nothing (timer, socket) is left.
+ * Its parts form one {@link StepList}, brought up in order by `start()` and taken down in reverse by
+ * `stop()` and by a start that failed half-way. Stop order (also in docs/gateway.md): stop accepting
+ * connections and close idle keep-alive ones → close WebSockets with 1001 → stop the dashboard → wait
+ * for in-flight requests (bounded by `stopGraceMs`), then cut what is left → close the upstream pools →
+ * stop the route refresh and registry listeners → deregister and close Redis. Nothing (timer, socket)
+ * is left. `stop({ force: true })` waits for nothing: WebSockets are terminated, client connections
+ * and upstream pools destroyed at once.
  *
  * @module
  */
@@ -21,170 +27,50 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { type Duplex, Transform } from "node:stream";
-import { Pool } from "undici";
-import { InFlight, settleWithin } from "../async.js";
+import type { Duplex } from "node:stream";
+import { InFlight } from "../async.js";
 import { type Balancer, createBalancer, type InstancePicker } from "../balancer/index.js";
-import { createDashboard, type Dashboard, type DashboardOptions } from "../dashboard/index.js";
-import { ErrorCode, RedmeshError, StateError, ValidationError } from "../errors.js";
-import { safeJsonParse } from "../json.js";
+import { createDashboard, type Dashboard } from "../dashboard/index.js";
+import { ErrorCode, RedmeshError, ValidationError } from "../errors.js";
+import {
+  Lifecycle,
+  LifeState,
+  type LifeStateValue,
+  StepList,
+  type StopContext,
+  type StopOptions,
+} from "../lifecycle.js";
 import { type Logger, silentLogger } from "../logger.js";
-import type { RedisOptions } from "../redis/index.js";
 import { type Instance, InstanceStatus, type RegistryEvent } from "../registry/index.js";
-import { HTTP_ROUTE_METHOD, type HttpRouteRequest, type HttpRouteResponse } from "../rpc/index.js";
 import { createService, type Service } from "../service.js";
-import { type CorsOptions, CorsPolicy } from "./cors.js";
+import { CorsPolicy } from "./cors.js";
 import { GatewayErrorCode, sendError } from "./errors.js";
-import { forwardHeaders, isValidRequestId, REQUEST_ID_HEADER, stripHopByHop } from "./headers.js";
+import { forwardHeaders, isValidRequestId, REQUEST_ID_HEADER } from "./headers.js";
 import { GatewayMetrics, NO_SERVICE } from "./metrics.js";
-import { normalizePath } from "./path.js";
-import { type RateLimitOptions, TokenBucketLimiter } from "./rate-limit.js";
-import { buildRouteTable, type RouteEntry, RouteTable } from "./router.js";
+import {
+  DEFAULT_GATEWAY_OPTIONS,
+  type GatewayOptions,
+  type GatewayPicker,
+  type ResolvedGatewayOptions,
+  resolveGatewayOptions,
+} from "./options.js";
+import { type NormalizedPath, normalizePath } from "./path.js";
+import { TokenBucketLimiter } from "./rate-limit.js";
+import { buildRouteTable, type RouteEntry, type RouteMatch, RouteTable } from "./router.js";
+import { type Attempt, tooLargeMessage } from "./upstream.js";
+import { HttpUpstream } from "./upstream-http.js";
+import { createServiceRpcInvoker, type GatewayRpcInvoker, RpcUpstream } from "./upstream-rpc.js";
 import { WsBridge } from "./ws-bridge.js";
 
-/** The request handed to the RPC seam (headers already filtered of hop-by-hop ones). */
-export type GatewayRpcRequest = HttpRouteRequest & { route: string };
-
-/** What the RPC seam answers. */
-export interface GatewayRpcResponse {
-  /** HTTP status. */
-  status: number;
-  /** Response headers (hop-by-hop ones are dropped). */
-  headers?: Record<string, string | string[]>;
-  /** Body: a string or Buffer is sent as is, anything else as JSON; `undefined` for none. */
-  body?: unknown;
-}
-
-/** How the gateway forwards a request to an instance that advertises no HTTP address. Wired to RPC later. */
-export type GatewayRpcInvoker = (
-  target: { service: string; instanceId?: string },
-  request: GatewayRpcRequest,
-  opts: { timeoutMs: number; signal: AbortSignal },
-) => Promise<GatewayRpcResponse>;
-
-/** Chooses one instance among candidates (all live and not draining). The balancer plugs in here. */
-export type GatewayPicker = (service: string, candidates: Instance[]) => Instance | undefined;
-
-/** Size and time limits. Durations in milliseconds. */
-export interface GatewayLimits {
-  /** Largest request body accepted (413 beyond). @default 1048576 (1 MiB) */
-  maxBodyBytes?: number;
-  /** Time a client has to send the request headers (Node answers 408). @default 10000 */
-  headersTimeoutMs?: number;
-  /** Time a client has to send the whole request (408). @default 30000 */
-  requestTimeoutMs?: number;
-  /** Time an upstream has to answer (headers, and between body chunks); 504 beyond. @default 30000 */
-  upstreamTimeoutMs?: number;
-  /** Idle keep-alive time of client connections. @default 5000 */
-  keepAliveTimeoutMs?: number;
-  /** Largest WebSocket message (the socket is closed with 1009 beyond). @default 1048576 */
-  wsMaxPayloadBytes?: number;
-  /** WebSocket ping interval (sockets that miss a pong are dropped); 0 disables. @default 30000 */
-  wsPingMs?: number;
-  /** Most instances tried for one request (idempotent requests only retry). @default 3 */
-  maxAttempts?: number;
-  /** Keep-alive connections per upstream origin. @default 128 */
-  upstreamConnections?: number;
-  /** Longest `stop()` waits for in-flight requests and WebSocket closes. @default 5000 */
-  stopGraceMs?: number;
-}
-
-/** Options of {@link createGateway}. */
-export interface GatewayOptions {
-  /** Redis to use (URL or options). @default "redis://127.0.0.1:6379" */
-  redis?: RedisOptions;
-  /** Key prefix. @default "redmesh" */
-  namespace?: string;
-  /** Name the gateway registers under. @default "gateway" */
-  name?: string;
-  /** TCP port; 0 picks a free one (see {@link Gateway.port}). @default 8080 */
-  port?: number;
-  /** Interface to bind. @default "127.0.0.1" */
-  host?: string;
-  /** Size and time limits. */
-  limits?: GatewayLimits;
-  /** CORS allow-list; no CORS headers at all when absent. */
-  cors?: CorsOptions;
-  /** Per-client-IP token-bucket rate limit; none when absent. */
-  rateLimit?: RateLimitOptions;
-  /** Forwarder for instances without an HTTP address. @default redmesh RPC to the route's `svc.route()` handler */
-  rpc?: GatewayRpcInvoker;
-  /** Instance picker function (instead of the default balancer: round-robin with circuit breakers). */
-  pick?: GatewayPicker;
-  /**
-   * A balancer (`createBalancer()` from "redmesh", or any {@link InstancePicker}) instead of `pick`: it
-   * picks (excluding instances already tried), is told when each attempt starts and ends (outstanding
-   * counts, circuit breakers); when every candidate's circuit is open the answer is 503 `ERR_CIRCUIT_OPEN`.
-   */
-  balancer?: InstancePicker;
-  /**
-   * Serve the live dashboard under `/dashboard` (read-only, but it shows the mesh's topology, health
-   * and logs: only turn it on where that is acceptable). `true` or dashboard options.
-   * @default false
-   */
-  dashboard?: boolean | Omit<DashboardOptions, "redis" | "keys" | "namespace" | "basePath">;
-  /**
-   * How often the route table is re-read even without registry events.
-   * @default 5000
-   */
-  routesRefreshMs?: number;
-  /** Discovery cache reconciliation interval. @default 1000 */
-  reconcileMs?: number;
-  /** pino-compatible logger. @default silent */
-  logger?: Logger;
-}
-
-/** Default limits. */
-export const DEFAULT_GATEWAY_LIMITS = Object.freeze({
-  maxBodyBytes: 1024 * 1024,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  upstreamTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5000,
-  wsMaxPayloadBytes: 1024 * 1024,
-  wsPingMs: 30_000,
-  maxAttempts: 3,
-  upstreamConnections: 128,
-  stopGraceMs: 5000,
-} satisfies Required<GatewayLimits>);
-
-/** Default gateway options. */
-export const DEFAULT_GATEWAY_OPTIONS = Object.freeze({
-  namespace: "redmesh",
-  name: "gateway",
-  port: 8080,
-  host: "127.0.0.1",
-  routesRefreshMs: 5000,
-  reconcileMs: 1000,
-});
+/** Life-cycle states of a gateway: the ones of every redmesh object ({@link LifeState}). */
+export const GatewayState = LifeState;
+/** Union of gateway states. */
+export type GatewayStateValue = LifeStateValue;
 
 /** How long an instance that refused a connection is avoided (it is usually gone within presence TTL). */
 const SUSPECT_MS = 5000;
 /** Methods that may be retried on another instance (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
-/** Errors meaning "nothing was sent": the connection itself failed. */
-const CONNECT_ERRORS = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
-
-/** Errors undici reports when the response it writes into was closed by the client. */
-const CLIENT_GONE_ERRORS = new Set(["UND_ERR_ABORTED", "ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED"]);
-
-/** Life-cycle states. */
-export const GatewayState = {
-  IDLE: "idle",
-  STARTING: "starting",
-  RUNNING: "running",
-  STOPPING: "stopping",
-  STOPPED: "stopped",
-} as const;
-/** Union of gateway states. */
-export type GatewayStateValue = (typeof GatewayState)[keyof typeof GatewayState];
 
 /** The default picker: round-robin per service over the candidates given. */
 export function createRoundRobinPicker(): GatewayPicker {
@@ -199,28 +85,29 @@ export function createRoundRobinPicker(): GatewayPicker {
   };
 }
 
-class BodyTooLarge extends Error {}
-
-interface Attempt {
-  outcome: "ok" | "retry" | "fail";
-  /** Set when the instance is to blame (reported to the balancer's `onEnd`). */
-  error?: unknown;
+/** What the pick/retry loop forwards: the matched route, the normalised path, what goes upstream. */
+interface Forwarding {
+  match: Extract<RouteMatch, { kind: "found" }>;
+  norm: NormalizedPath;
+  fwd: { path: string; headers: Record<string, string | string[]> };
+  retryable: boolean;
 }
 
-/** The gateway. Create with {@link createGateway}; `start()` listens, `stop()` drains and closes. */
+/**
+ * The gateway. Create with {@link createGateway}; `start()` listens, `stop()` drains and closes
+ * (`stop({ force: true })` without waiting), `closed()` resolves once it is down.
+ */
 export class Gateway {
   /** Metrics (also served on `/metrics`). */
   readonly metrics = new GatewayMetrics();
   /** The gateway's own service instance (discovery, registry entry, Redis connection). */
   readonly service: Service;
-  readonly #o: {
-    port: number;
-    host: string;
-    routesRefreshMs: number;
-    limits: Required<GatewayLimits>;
-  };
+  readonly #o: ResolvedGatewayOptions;
   readonly #logger: Logger;
-  readonly #rpc: GatewayRpcInvoker | undefined;
+  readonly #life = new Lifecycle("gateway");
+  readonly #steps: StepList;
+  readonly #http: HttpUpstream;
+  readonly #rpc: RpcUpstream;
   readonly #dashboard: Dashboard | undefined;
   /** The balancer the gateway made for itself (forgets instances that leave). */
   readonly #ownBalancer: Balancer | undefined;
@@ -230,17 +117,16 @@ export class Gateway {
   readonly #cors: CorsPolicy | undefined;
   readonly #limiter: TokenBucketLimiter | undefined;
   readonly #server: Server;
+  /** Resolves when the server has closed (set when it stops accepting). */
+  #serverClosed: Promise<void> | undefined;
   readonly #ws: WsBridge;
-  readonly #pools = new Map<string, Pool>();
   readonly #suspects = new Map<string, number>();
   readonly #sockets = new Set<Socket>();
   #table = new RouteTable();
-  #state: GatewayStateValue = GatewayState.IDLE;
   readonly #work = new InFlight();
   #refreshTimer: NodeJS.Timeout | undefined;
   #refreshing: Promise<void> | undefined;
   #refreshAgain = false;
-  #stopping: Promise<void> | undefined;
   // Any service's join or routes change can add routes (even a service this gateway never cached).
   readonly #onRegistryEvent = (ev: RegistryEvent) => {
     if (ev.t === "join" || ev.t === "routes") this.#scheduleRefresh();
@@ -249,50 +135,9 @@ export class Gateway {
 
   constructor(options: GatewayOptions = {}) {
     const d = DEFAULT_GATEWAY_OPTIONS;
-    const limits = { ...DEFAULT_GATEWAY_LIMITS, ...definedOnly(options.limits ?? {}) };
-    for (const [k, v] of Object.entries(limits)) {
-      if (typeof v !== "number" || !Number.isInteger(v) || v < (k === "maxAttempts" ? 1 : 0)) {
-        throw new ValidationError(`invalid gateway limit ${k}: expected a non-negative integer`, {
-          code: ErrorCode.INVALID_OPTIONS,
-        });
-      }
-    }
-    if (limits.headersTimeoutMs > limits.requestTimeoutMs && limits.requestTimeoutMs > 0) {
-      throw new ValidationError("limits.headersTimeoutMs must not exceed limits.requestTimeoutMs", {
-        code: ErrorCode.INVALID_OPTIONS,
-      });
-    }
-    const port = options.port ?? d.port;
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw new ValidationError(`invalid gateway port ${String(port)}`, { code: ErrorCode.INVALID_OPTIONS });
-    }
-    this.#o = {
-      port,
-      host: options.host ?? d.host,
-      routesRefreshMs: options.routesRefreshMs ?? d.routesRefreshMs,
-      limits,
-    };
+    this.#o = resolveGatewayOptions(options);
+    const limits = this.#o.limits;
     this.#logger = options.logger ?? silentLogger;
-    // Without a forwarder of its own, the gateway calls the route's handler over redmesh RPC
-    // (`svc.route(pattern, handler)` on the service side).
-    this.#rpc =
-      options.rpc ??
-      (async (target, request, { timeoutMs, signal }) => {
-        const target_ = target.instanceId ? `${target.instanceId}@${target.service}` : target.service;
-        const out = await this.service.call<HttpRouteResponse>(target_, HTTP_ROUTE_METHOD, request, {
-          timeout: timeoutMs,
-          signal,
-        });
-        const res: GatewayRpcResponse = { status: out?.status ?? 200 };
-        if (out?.headers) res.headers = out.headers;
-        if (out?.body !== undefined) res.body = out.body;
-        return res;
-      });
-    if (options.pick && options.balancer) {
-      throw new ValidationError("give either `pick` or `balancer`, not both", {
-        code: ErrorCode.INVALID_OPTIONS,
-      });
-    }
     this.#pick = options.pick ?? createRoundRobinPicker();
     // Default: the balancer in round-robin (per-instance circuit breakers and outstanding counts);
     // a `pick` function given instead is used as is.
@@ -315,6 +160,26 @@ export class Gateway {
       namespace: options.namespace ?? d.namespace,
       reconcileMs: options.reconcileMs ?? d.reconcileMs,
       logger: this.#logger,
+    });
+    this.#http = new HttpUpstream({
+      maxBodyBytes: limits.maxBodyBytes,
+      upstreamTimeoutMs: limits.upstreamTimeoutMs,
+      upstreamConnections: limits.upstreamConnections,
+      metrics: this.metrics,
+      logger: this.#logger,
+      onConnectFailed: (target) => {
+        this.#suspects.set(target.id, Date.now() + SUSPECT_MS);
+        this.service.registry.events.evict(target.service, target.id);
+      },
+    });
+    // Without a forwarder of its own, the gateway calls the route's handler over redmesh RPC
+    // (`svc.route(pattern, handler)` on the service side).
+    const invoker: GatewayRpcInvoker = options.rpc ?? createServiceRpcInvoker(this.service);
+    this.#rpc = new RpcUpstream({
+      invoker,
+      maxBodyBytes: limits.maxBodyBytes,
+      upstreamTimeoutMs: limits.upstreamTimeoutMs,
+      metrics: this.metrics,
     });
     this.#dashboard = options.dashboard
       ? createDashboard({
@@ -361,11 +226,35 @@ export class Gateway {
       }
       socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     });
+    const grace = limits.stopGraceMs;
+    // Up in this order; down in reverse, which is the stop order of the module comment.
+    this.#steps = new StepList(
+      [
+        { name: "service", up: () => this.service.start(), down: () => this.service.stop() },
+        { name: "route table", up: () => this.#watchRoutes(), down: () => this.#unwatchRoutes() },
+        { name: "upstream pools", down: (ctx) => this.#http.close(grace, ctx.signal) },
+        { name: "in-flight requests", down: (ctx) => this.#drain(ctx) },
+        {
+          name: "dashboard",
+          up: () => this.#dashboard?.start(),
+          // The dashboard ends its event streams (they never finish on their own).
+          down: (ctx) => this.#dashboard?.stop({ force: ctx.force }),
+        },
+        {
+          name: "websockets",
+          up: () => this.#ws.start(),
+          // WebSockets are not "requests": they are closed explicitly, with 1001.
+          down: (ctx) => this.#ws.stop(grace, ctx.signal),
+        },
+        { name: "listener", up: () => this.#listen(), down: () => this.#stopAccepting() },
+      ],
+      this.#logger,
+    );
   }
 
   /** Current state. */
   get state(): GatewayStateValue {
-    return this.#state;
+    return this.#life.state;
   }
 
   /** The port listened on (the real one when `port: 0`), or 0 before `start()`. */
@@ -395,111 +284,99 @@ export class Gateway {
     return this.#ws.size;
   }
 
-  /** Start the gateway's service instance, read the routes, subscribe, listen. */
+  /**
+   * Start the gateway's service instance, read the routes, start the dashboard, subscribe, listen. A
+   * failure takes down what came up and rejects; a second call rejects with `ERR_ALREADY_STARTED`.
+   */
   async start(): Promise<void> {
-    if (this.#state !== GatewayState.IDLE) {
-      throw new StateError(ErrorCode.ALREADY_STARTED, `gateway was already started (state: ${this.#state})`);
-    }
-    this.#state = GatewayState.STARTING;
-    try {
-      await this.service.start();
-      const events = this.service.registry.events;
-      events.on("event", this.#onRegistryEvent);
-      events.on("leave", this.#onLeave);
-      this.#unwatchBalancer = this.#ownBalancer?.watch(events);
-      await this.#refresh();
-      await this.#ws.start();
-      await this.#dashboard?.start();
-      this.#server.listen(this.#o.port, this.#o.host);
-      await Promise.race([
-        once(this.#server, "listening"),
-        once(this.#server, "error").then(([err]) => Promise.reject(err)),
-      ]);
-    } catch (err) {
-      this.#state = GatewayState.STOPPING;
-      await this.#release();
-      this.#state = GatewayState.STOPPED;
-      throw err;
-    }
-    this.#state = GatewayState.RUNNING;
-    this.#refreshTimer = setInterval(() => this.#scheduleRefresh(), this.#o.routesRefreshMs);
-    this.#refreshTimer.unref();
+    await this.#life.start(
+      () => this.#steps.up(),
+      (ctx) => this.#steps.down(ctx),
+    );
     this.#logger.info({ url: this.url }, "gateway listening");
   }
 
   /**
-   * Drain and close, in the order of the module comment. Idempotent (every call returns the same
-   * promise); never rejects.
+   * Drain and close, in the order of the module comment; `{ force: true }` waits for nothing (also
+   * cuts short a graceful stop under way). Memoised (every call returns the same promise); never
+   * rejects.
    */
-  stop(): Promise<void> {
-    if (!this.#stopping) this.#stopping = this.#doStop();
-    return this.#stopping;
+  stop(options?: StopOptions): Promise<void> {
+    return this.#life.stop(async (ctx) => {
+      await this.#steps.down(ctx);
+      if (ctx.wasRunning) this.#logger.info({}, "gateway stopped");
+    }, options);
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
+  /** Resolves once the gateway is down: with the error of a failed start, `undefined` after `stop()`. */
+  closed(): Promise<Error | undefined> {
+    return this.#life.closed();
   }
 
-  async #doStop(): Promise<void> {
-    if (this.#state === GatewayState.IDLE) {
-      this.#state = GatewayState.STOPPED;
-      return;
-    }
-    this.#state = GatewayState.STOPPING;
-    const grace = this.#o.limits.stopGraceMs;
-    // 1. Stop accepting; idle keep-alive connections go now, busy ones after their response.
-    const closed = this.#server.listening
+  /** Same as `stop()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  // ---- life-cycle steps ----
+
+  async #listen(): Promise<void> {
+    this.#server.listen(this.#o.port, this.#o.host);
+    await Promise.race([
+      once(this.#server, "listening"),
+      once(this.#server, "error").then(([err]) => Promise.reject(err)),
+    ]);
+  }
+
+  /** Stop accepting; idle keep-alive connections go now, busy ones after their response. */
+  #stopAccepting(): void {
+    this.#serverClosed = this.#server.listening
       ? new Promise<void>((resolve) => this.#server.close(() => resolve()))
       : Promise.resolve();
     this.#server.closeIdleConnections();
-    // 2. WebSockets are not "requests": close them explicitly with 1001; the dashboard ends its
-    //    event streams (they never finish on their own).
-    await this.#ws.stop(grace).catch(() => undefined);
-    await this.#dashboard?.stop().catch(() => undefined);
-    // 3. In-flight requests get the grace period, then whatever is left is cut.
-    await this.#waitIdle(grace);
-    this.#server.closeAllConnections();
-    for (const s of this.#sockets) s.destroy();
-    await closed;
-    await this.#release();
-    this.#state = GatewayState.STOPPED;
-    this.#logger.info({}, "gateway stopped");
   }
 
-  /** Close pools, timers, subscriptions and the service (shared by stop and a failed start). */
-  async #release(): Promise<void> {
+  /** In-flight requests get the grace period (none when forced), then whatever is left is cut. */
+  async #drain(ctx: StopContext): Promise<void> {
+    if (!(await this.#work.whenIdle(this.#o.limits.stopGraceMs, ctx.signal))) {
+      this.#logger.warn(
+        { inFlight: this.#work.count },
+        ctx.force
+          ? "gateway stop forced with requests in flight"
+          : "gateway stop grace period ended with requests in flight",
+      );
+    }
+    this.#server.closeAllConnections();
+    for (const s of this.#sockets) s.destroy();
+    await this.#serverClosed;
+  }
+
+  // ---- route table ----
+
+  async #watchRoutes(): Promise<void> {
+    const events = this.service.registry.events;
+    events.on("event", this.#onRegistryEvent);
+    events.on("leave", this.#onLeave);
+    this.#unwatchBalancer = this.#ownBalancer?.watch(events);
+    await this.#refresh();
+    this.#refreshTimer = setInterval(() => this.#scheduleRefresh(), this.#o.routesRefreshMs);
+    this.#refreshTimer.unref();
+  }
+
+  async #unwatchRoutes(): Promise<void> {
     clearInterval(this.#refreshTimer);
     this.#refreshTimer = undefined;
     const events = this.service.registry.events;
     events.off("event", this.#onRegistryEvent);
     events.off("leave", this.#onLeave);
     this.#unwatchBalancer?.();
-    // Graceful close waits for requests still queued on a pool (a client that left while its upstream
-    // hangs); bounded by the grace period, then destroyed.
-    const grace = this.#o.limits.stopGraceMs;
-    await Promise.all(
-      [...this.#pools.values()].map(async (p) => {
-        await settleWithin(p.close(), grace);
-        if (!p.closed) await p.destroy().catch(() => undefined);
-      }),
-    );
-    this.#pools.clear();
+    this.#unwatchBalancer = undefined;
     await this.#refreshing?.catch(() => undefined);
-    await this.service.stop();
   }
-
-  async #waitIdle(timeoutMs: number): Promise<void> {
-    if (!(await this.#work.whenIdle(timeoutMs)))
-      this.#logger.warn(
-        { inFlight: this.#work.count },
-        "gateway stop grace period ended with requests in flight",
-      );
-  }
-
-  // ---- route table ----
 
   #scheduleRefresh(): void {
-    if (this.#state !== GatewayState.RUNNING && this.#state !== GatewayState.STARTING) return;
+    const state = this.#life.state;
+    if (state !== GatewayState.RUNNING && state !== GatewayState.STARTING) return;
     if (this.#refreshing) {
       this.#refreshAgain = true;
       return;
@@ -524,49 +401,6 @@ export class Gateway {
     return this.#refreshing;
   }
 
-  // ---- instances ----
-
-  /** Live, non-draining instances, with recently failed ones moved out unless nothing else is left. */
-  async #candidates(service: string): Promise<Instance[]> {
-    const events = this.service.registry.events;
-    const all = events.cachedInstances(service) ?? (await events.instances(service));
-    const live = all.filter((i) => i.status !== InstanceStatus.DRAINING);
-    if (this.#suspects.size === 0) return live;
-    const now = Date.now();
-    const healthy = live.filter((i) => {
-      const until = this.#suspects.get(i.id);
-      if (until === undefined) return true;
-      if (until < now) {
-        this.#suspects.delete(i.id);
-        return true;
-      }
-      return false;
-    });
-    return healthy.length > 0 ? healthy : live;
-  }
-
-  /** One instance among candidates, through the balancer when there is one, else the picker. */
-  #choose(service: string, candidates: Instance[], tried: ReadonlySet<string>): Instance | undefined {
-    if (this.#balancer) return this.#balancer.pick(candidates, { service, exclude: tried });
-    return this.#pick(service, candidates);
-  }
-
-  #pool(origin: string): Pool {
-    let p = this.#pools.get(origin);
-    if (!p) {
-      const l = this.#o.limits;
-      p = new Pool(origin, {
-        connections: l.upstreamConnections,
-        keepAliveTimeout: 4000,
-        headersTimeout: l.upstreamTimeoutMs,
-        bodyTimeout: l.upstreamTimeoutMs,
-        connectTimeout: Math.min(l.upstreamTimeoutMs || 10_000, 10_000),
-      });
-      this.#pools.set(origin, p);
-    }
-    return p;
-  }
-
   // ---- requests ----
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -577,7 +411,7 @@ export class Gateway {
 
   /** Status line to refuse a WebSocket upgrade with, or `undefined` to accept it. */
   #upgradeRefusal(req: IncomingMessage): string | undefined {
-    if (this.#state !== GatewayState.RUNNING) return "503 Service Unavailable";
+    if (this.#life.state !== GatewayState.RUNNING) return "503 Service Unavailable";
     const norm = normalizePath(req.url ?? "");
     if ("problem" in norm || norm.path !== "/ws") return "404 Not Found";
     const origin = header(req, "origin");
@@ -642,7 +476,7 @@ export class Gateway {
     const origin = header(req, "origin");
     const cors = this.#cors?.responseHeaders(origin) ?? {};
     for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
-    if (this.#state !== GatewayState.RUNNING) {
+    if (this.#life.state !== GatewayState.RUNNING) {
       res.shouldKeepAlive = false;
       return sendError(res, GatewayErrorCode.SHUTTING_DOWN, "the gateway is shutting down");
     }
@@ -701,6 +535,19 @@ export class Gateway {
         requestId: ctx.requestId,
       }),
     };
+    return this.#pickAndForward(req, res, ctx, { match, norm, fwd, retryable });
+  }
+
+  // ---- pick / retry loop: #pickAndForward, #candidates, #choose, the suspects ----
+  // (to be replaced by the shared balancing loop; the upstreams below it only return an Attempt)
+
+  /** Try instances until one answers, the attempts run out, or an attempt must not be repeated. */
+  async #pickAndForward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: RequestContext,
+    { match, norm, fwd, retryable }: Forwarding,
+  ): Promise<void> {
     const tried = new Set<string>();
     for (let attempt = 0; attempt < this.#o.limits.maxAttempts; attempt++) {
       let target: Instance | undefined;
@@ -731,25 +578,23 @@ export class Gateway {
       try {
         result =
           node?.ip && node.port > 0
-            ? await this.#forwardHttp(
-                req,
-                res,
-                ctx,
+            ? await this.#http.forward(req, res, {
+                method: ctx.method,
                 target,
-                `http://${hostPort(node.ip, node.port)}`,
-                fwd,
+                origin: `http://${hostPort(node.ip, node.port)}`,
+                path: fwd.path,
+                headers: fwd.headers,
                 retryable,
-              )
-            : await this.#forwardRpc(
-                req,
-                res,
-                ctx,
+              })
+            : await this.#rpc.forward(req, res, {
+                method: ctx.method,
                 target,
-                norm,
-                match.params,
-                fwd.headers,
-                match.route.pattern,
-              );
+                path: norm.path,
+                query: norm.query,
+                params: match.params,
+                headers: fwd.headers,
+                route: match.route.pattern,
+              });
       } finally {
         // 5xx answers count against the instance too (they drive the balancer's circuit breaker).
         const ok = result.error === undefined && !(result.outcome === "ok" && res.statusCode >= 500);
@@ -771,188 +616,32 @@ export class Gateway {
     );
   }
 
-  async #forwardHttp(
-    req: IncomingMessage,
-    res: ServerResponse,
-    ctx: RequestContext,
-    target: Instance,
-    origin: string,
-    fwd: { path: string; headers: Record<string, string | string[]> },
-    retryable: boolean,
-  ): Promise<Attempt> {
-    const limits = this.#o.limits;
-    // No AbortController per request (measured: its signal plumbing cost ~6% of the gateway's CPU):
-    // the pool's headersTimeout gives the 504, its bodyTimeout cuts a stalled body, and a client that
-    // leaves makes the response pipeline fail, which destroys the upstream body.
-    let tooLarge = false;
-    let body: Transform | undefined;
-    if (Number(req.headers["content-length"] ?? 0) > 0 || req.headers["transfer-encoding"] !== undefined) {
-      let seen = 0;
-      body = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          seen += chunk.length;
-          if (seen > limits.maxBodyBytes) {
-            tooLarge = true;
-            return cb(new BodyTooLarge("body too large"));
-          }
-          cb(null, chunk);
-        },
-      });
-      req.pipe(body);
-      req.once("error", (err) => body?.destroy(err));
-    }
-    try {
-      // `stream()` writes the upstream body straight into the response (no intermediate Readable and
-      // pipeline per request); undici ends `res` on success and destroys it on error or client exit.
-      await this.#pool(origin).stream(
-        { path: fwd.path, method: ctx.method as "GET", headers: fwd.headers, body: body ?? null },
-        ({ statusCode, headers }) => {
-          const out = stripHopByHop(headers as Record<string, string | string[] | undefined>);
-          delete out[REQUEST_ID_HEADER];
-          for (const [k, v] of Object.entries(out)) res.setHeader(k, v);
-          res.writeHead(statusCode);
-          return res;
-        },
-      );
-      return { outcome: "ok" };
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? "";
-      if (tooLarge) {
-        res.shouldKeepAlive = false;
-        sendError(res, GatewayErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(limits.maxBodyBytes));
-        return { outcome: "fail" };
+  /** Live, non-draining instances, with recently failed ones moved out unless nothing else is left. */
+  async #candidates(service: string): Promise<Instance[]> {
+    const events = this.service.registry.events;
+    const all = events.cachedInstances(service) ?? (await events.instances(service));
+    const live = all.filter((i) => i.status !== InstanceStatus.DRAINING);
+    if (this.#suspects.size === 0) return live;
+    const now = Date.now();
+    const healthy = live.filter((i) => {
+      const until = this.#suspects.get(i.id);
+      if (until === undefined) return true;
+      if (until < now) {
+        this.#suspects.delete(i.id);
+        return true;
       }
-      if (res.headersSent) {
-        // Failed mid-body: nothing can be retried or reported in HTTP/1.1; cut the response.
-        // A client that left shows up as an aborted or prematurely closed writable: not an upstream error.
-        if (!CLIENT_GONE_ERRORS.has(code)) {
-          const kind = code === "UND_ERR_BODY_TIMEOUT" ? "timeout" : "reset";
-          this.metrics.upstreamErrors.inc({ service: target.service, kind });
-        }
-        res.destroy();
-        return CLIENT_GONE_ERRORS.has(code) ? { outcome: "fail" } : { outcome: "fail", error: err };
-      }
-      if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
-        this.metrics.upstreamErrors.inc({ service: target.service, kind: "timeout" });
-        sendError(res, GatewayErrorCode.TIMEOUT, `service "${target.service}" did not answer in time`);
-        return { outcome: "fail", error: err };
-      }
-      // The client left (IncomingMessage.destroyed is no signal: it is set once a body was read).
-      if (res.destroyed) return { outcome: "fail" };
-      const connectFailed =
-        CONNECT_ERRORS.has(code) || aggregateCodes(err).some((c) => CONNECT_ERRORS.has(c));
-      // A keep-alive socket closed under us before any response byte: safe to repeat only when idempotent.
-      const closedEarly = code === "UND_ERR_SOCKET" || code === "ECONNRESET";
-      this.metrics.upstreamErrors.inc({ service: target.service, kind: connectFailed ? "connect" : "reset" });
-      if (connectFailed) {
-        this.#suspects.set(target.id, Date.now() + SUSPECT_MS);
-        this.service.registry.events.evict(target.service, target.id);
-      }
-      this.#logger.debug({ code, service: target.service, instance: target.id }, "upstream attempt failed");
-      if ((connectFailed || closedEarly) && retryable) return { outcome: "retry", error: err };
-      sendError(res, GatewayErrorCode.UPSTREAM, `service "${target.service}" failed to answer`);
-      return { outcome: "fail", error: err };
-    }
+      return false;
+    });
+    return healthy.length > 0 ? healthy : live;
   }
 
-  async #forwardRpc(
-    req: IncomingMessage,
-    res: ServerResponse,
-    ctx: RequestContext,
-    target: Instance,
-    norm: { path: string; query: string },
-    params: Record<string, string>,
-    headers: Record<string, string | string[]>,
-    route: string,
-  ): Promise<Attempt> {
-    if (!this.#rpc) {
-      sendError(
-        res,
-        GatewayErrorCode.RPC_UNAVAILABLE,
-        `service "${target.service}" has no HTTP address and this gateway has no RPC forwarder`,
-      );
-      return { outcome: "fail" };
-    }
-    const limits = this.#o.limits;
-    let raw: Buffer;
-    try {
-      raw = await readBody(req, limits.maxBodyBytes);
-    } catch (err) {
-      res.shouldKeepAlive = false;
-      if (err instanceof BodyTooLarge)
-        sendError(res, GatewayErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(limits.maxBodyBytes));
-      else sendError(res, GatewayErrorCode.BAD_REQUEST, "the request body could not be read");
-      return { outcome: "fail" };
-    }
-    let body: unknown;
-    if (raw.length > 0) {
-      const text = raw.toString("utf8");
-      if (/\bjson\b/i.test(String(req.headers["content-type"] ?? ""))) {
-        try {
-          body = safeJsonParse(text);
-        } catch {
-          sendError(res, GatewayErrorCode.BAD_REQUEST, "the request body is not valid JSON");
-          return { outcome: "fail" };
-        }
-      } else body = text;
-    }
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), limits.upstreamTimeoutMs);
-    const onClientGone = () => ac.abort();
-    res.once("close", onClientGone);
-    try {
-      const out = await this.#rpc(
-        { service: target.service, instanceId: target.id },
-        { route, method: ctx.method, path: norm.path, params, query: parseQuery(norm.query), headers, body },
-        { timeoutMs: limits.upstreamTimeoutMs, signal: ac.signal },
-      );
-      if (res.destroyed) return { outcome: "fail" };
-      const h = stripHopByHop(out.headers ?? {});
-      delete h["content-length"];
-      let payload: Buffer | undefined;
-      if (out.body === undefined || out.body === null) payload = undefined;
-      else if (Buffer.isBuffer(out.body)) payload = out.body;
-      else if (typeof out.body === "string") payload = Buffer.from(out.body);
-      else {
-        payload = Buffer.from(JSON.stringify(out.body));
-        if (!Object.keys(h).some((k) => k.toLowerCase() === "content-type"))
-          h["content-type"] = "application/json; charset=utf-8";
-      }
-      const status =
-        Number.isInteger(out.status) && out.status >= 200 && out.status <= 599 ? out.status : 502;
-      for (const [k, v] of Object.entries(h)) res.setHeader(k, v);
-      res.setHeader("content-length", payload?.length ?? 0);
-      res.writeHead(status);
-      res.end(ctx.method === "HEAD" ? undefined : payload);
-      return { outcome: "ok" };
-    } catch (err) {
-      const code = err instanceof RedmeshError ? err.code : "";
-      if (ac.signal.aborted && res.destroyed) return { outcome: "fail" };
-      if (code === ErrorCode.TIMEOUT || ac.signal.aborted) {
-        this.metrics.upstreamErrors.inc({ service: target.service, kind: "timeout" });
-        sendError(res, GatewayErrorCode.TIMEOUT, `service "${target.service}" did not answer in time`);
-      } else if (code === ErrorCode.NO_HANDLER) {
-        sendError(
-          res,
-          GatewayErrorCode.RPC_UNAVAILABLE,
-          `service "${target.service}" has no HTTP address and answers no routes over RPC`,
-        );
-      } else if (code === ErrorCode.VALIDATION) {
-        // The service rejected the request's content: the client's problem, and the message is for it.
-        sendError(res, GatewayErrorCode.BAD_REQUEST, (err as RedmeshError).message);
-      } else if (code === ErrorCode.NO_INSTANCE || code === ErrorCode.INSTANCE_LOST) {
-        this.metrics.upstreamErrors.inc({ service: target.service, kind: "rpc" });
-        sendError(res, GatewayErrorCode.NO_INSTANCE, `no live instance of service "${target.service}"`);
-      } else {
-        this.metrics.upstreamErrors.inc({ service: target.service, kind: "rpc" });
-        sendError(res, GatewayErrorCode.UPSTREAM, `service "${target.service}" failed to answer`);
-      }
-      return { outcome: "fail", error: err };
-    } finally {
-      clearTimeout(timer);
-      res.off("close", onClientGone);
-    }
+  /** One instance among candidates, through the balancer when there is one, else the picker. */
+  #choose(service: string, candidates: Instance[], tried: ReadonlySet<string>): Instance | undefined {
+    if (this.#balancer) return this.#balancer.pick(candidates, { service, exclude: tried });
+    return this.#pick(service, candidates);
   }
+
+  // ---- the gateway's own endpoints ----
 
   async #healthz(res: ServerResponse): Promise<void> {
     let up = false;
@@ -991,10 +680,6 @@ interface RequestContext {
   method: string;
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -1006,56 +691,6 @@ function clientIp(req: IncomingMessage): string {
 
 function hostPort(ip: string, port: number): string {
   return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
-function tooLargeMessage(max: number): string {
-  return `the request body exceeds the ${max}-byte limit`;
-}
-
-/** Codes inside an AggregateError (happy-eyeballs connect failures report several). */
-function aggregateCodes(err: unknown): string[] {
-  const cause = (err as { cause?: unknown }).cause;
-  const errors =
-    (err as { errors?: unknown[] }).errors ?? (cause as { errors?: unknown[] } | undefined)?.errors;
-  const out: string[] = [];
-  if (cause && typeof (cause as NodeJS.ErrnoException).code === "string")
-    out.push((cause as NodeJS.ErrnoException).code as string);
-  if (Array.isArray(errors))
-    for (const e of errors)
-      if (typeof (e as NodeJS.ErrnoException).code === "string")
-        out.push((e as NodeJS.ErrnoException).code as string);
-  return out;
-}
-
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    req.on("data", (c: Buffer) => {
-      n += c.length;
-      if (n > max) {
-        req.removeAllListeners("data");
-        req.resume();
-        reject(new BodyTooLarge("body too large"));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.once("end", () => resolve(Buffer.concat(chunks)));
-    req.once("error", reject);
-  });
-}
-
-function parseQuery(query: string): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = Object.create(null);
-  if (!query) return out;
-  for (const [k, v] of new URLSearchParams(query)) {
-    const prev = out[k];
-    if (prev === undefined) out[k] = v;
-    else if (Array.isArray(prev)) prev.push(v);
-    else out[k] = [prev, v];
-  }
-  return out;
 }
 
 /** Create a gateway (no I/O until `start()`). */

@@ -18,21 +18,20 @@ export {
 export {
   createGateway,
   createRoundRobinPicker,
-  DEFAULT_GATEWAY_LIMITS,
-  DEFAULT_GATEWAY_OPTIONS,
   Gateway,
-  type GatewayLimits,
-  type GatewayOptions,
-  type GatewayPicker,
-  type GatewayRpcInvoker,
-  type GatewayRpcRequest,
-  type GatewayRpcResponse,
   GatewayState,
   type GatewayStateValue,
   runGateway,
 } from "./gateway.js";
 export { forwardHeaders, HOP_BY_HOP, stripHopByHop } from "./headers.js";
 export { GatewayMetrics } from "./metrics.js";
+export {
+  DEFAULT_GATEWAY_LIMITS,
+  DEFAULT_GATEWAY_OPTIONS,
+  type GatewayLimits,
+  type GatewayOptions,
+  type GatewayPicker,
+} from "./options.js";
 export { type NormalizedPath, normalizePath, PathProblem, type PathProblemValue } from "./path.js";
 export { type RateDecision, type RateLimitOptions, TokenBucketLimiter } from "./rate-limit.js";
 export {
@@ -43,4 +42,5 @@ export {
   type RouteMatch,
   RouteTable,
 } from "./router.js";
+export type { GatewayRpcInvoker, GatewayRpcRequest, GatewayRpcResponse } from "./upstream-rpc.js";
 export { WS_CLOSE_GOING_AWAY } from "./ws-bridge.js";

@@ -238,24 +238,30 @@ export class WsBridge {
   }
 
   /**
-   * Close every socket with 1001 (going away), wait for them to close (bounded; then terminate), and
-   * unsubscribe.
+   * Close every socket with 1001 (going away), wait for them to close (at most `graceMs`; then
+   * terminate), and unsubscribe. When `signal` aborts (a forced stop), sockets are terminated at once.
    */
-  async stop(graceMs: number): Promise<void> {
+  async stop(graceMs: number, signal?: AbortSignal): Promise<void> {
     clearInterval(this.#pinger);
     this.#pinger = undefined;
     const closing = [...this.#sockets.values()].map(
       (ws) =>
         new Promise<void>((resolve) => {
           if (ws.readyState === ws.CLOSED) return resolve();
-          const t = setTimeout(() => {
+          if (signal?.aborted) {
             ws.terminate();
-            resolve();
-          }, graceMs);
-          ws.once("close", () => {
+            return resolve();
+          }
+          const settle = (cut: boolean) => {
             clearTimeout(t);
+            signal?.removeEventListener("abort", onAbort);
+            if (cut) ws.terminate();
             resolve();
-          });
+          };
+          const onAbort = () => settle(true);
+          const t = setTimeout(onAbort, graceMs);
+          signal?.addEventListener("abort", onAbort, { once: true });
+          ws.once("close", () => settle(false));
           ws.close(WS_CLOSE_GOING_AWAY, "gateway shutting down");
         }),
     );

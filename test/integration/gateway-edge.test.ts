@@ -322,3 +322,108 @@ describe("gateway health and shutdown", () => {
     await gw.stop(); // idempotent
   });
 });
+
+describe("gateway stop({ force: true }) and closed()", () => {
+  /** A gateway in front of one slow upstream, with a request in flight and a WebSocket open. */
+  async function busyGateway(ns: string) {
+    const up = await startGatewayUpstream({
+      redis: redis.url,
+      namespace: ns,
+      name: "slow",
+      routes: ["[get]/slow"],
+    });
+    const gw = createGateway({ redis: redis.url, namespace: ns, port: 0, limits: { stopGraceMs: 4000 } });
+    const client = createTestClient();
+    await gw.start();
+    await routesReady(gw, "[get]/slow");
+    const ws = new WebSocket(`${gw.url.replace("http", "ws")}/ws`);
+    await once(ws, "open");
+    const wsClosed = once(ws, "close") as Promise<[number]>;
+    // Settles either way: a forced stop cuts the connection, so the request rejects.
+    const slow = client.req(`${gw.url}/slow?delay=3000`).then(
+      (r) => r.status,
+      (err: Error) => err,
+    );
+    await waitFor(() => gw.inFlight === 1 && up.hits === 1, { what: "the request reached the upstream" });
+    return { up, gw, client, wsClosed, slow };
+  }
+
+  test("an in-flight upstream request is cut at once instead of waiting for stopGraceMs", async () => {
+    const { up, gw, client, wsClosed, slow } = await busyGateway(randomNamespace("gwforce"));
+    try {
+      let down: Error | undefined | "pending" = "pending";
+      void gw.closed().then((r) => {
+        down = r;
+      });
+      const t0 = Date.now();
+      await gw.stop({ force: true });
+      const took = Date.now() - t0;
+      assert.ok(took < 1500, `stop({ force: true }) took ${took} ms (grace 4000, upstream delay 3000)`);
+      const outcome = await slow;
+      assert.ok(
+        outcome instanceof Error,
+        `the in-flight request was cut, not answered (got ${String(outcome)})`,
+      );
+      const [code] = await wsClosed;
+      assert.notEqual(code, 1001, "the WebSocket was terminated, not closed politely");
+      assert.equal(gw.state, "stopped");
+      assert.equal(gw.inFlight, 0);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(down, undefined, "closed() resolved, without a reason, after a requested stop");
+      await assert.rejects(client.req(`${gw.url}/slow`), /ECONNREFUSED/);
+    } finally {
+      await client.close();
+      await up.stop();
+    }
+  });
+
+  test("a forced stop cuts short a graceful stop under way (one memoised promise)", async () => {
+    const { up, gw, client, wsClosed, slow } = await busyGateway(randomNamespace("gwescalate"));
+    try {
+      const t0 = Date.now();
+      const graceful = gw.stop();
+      const [code] = await wsClosed;
+      assert.equal(code, 1001, "the graceful stop closed the WebSocket with 1001");
+      assert.equal(gw.state, "stopping");
+      assert.equal(gw.inFlight, 1, "the graceful stop is waiting for the request");
+      const forced = gw.stop({ force: true });
+      assert.equal(forced, graceful, "stop() is memoised");
+      await forced;
+      const took = Date.now() - t0;
+      assert.ok(took < 2000, `the forced stop ended the wait at once (took ${took} ms, grace 4000)`);
+      assert.ok((await slow) instanceof Error, "the in-flight request was cut");
+      assert.equal(gw.state, "stopped");
+      assert.equal(await gw.closed(), undefined);
+    } finally {
+      await client.close();
+      await up.stop();
+    }
+  });
+
+  test("closed(): pending while running, the start's error after a failed start", async () => {
+    const ns = randomNamespace("gwclosed");
+    const first = createGateway({ redis: redis.url, namespace: ns, port: 0 });
+    await first.start();
+    const second = createGateway({ redis: redis.url, namespace: ns, port: first.port });
+    try {
+      const pending = Symbol("pending");
+      const early = await Promise.race([
+        first.closed(),
+        new Promise((resolve) => setTimeout(() => resolve(pending), 50)),
+      ]);
+      assert.equal(early, pending, "closed() does not resolve while the gateway runs");
+      const startError = await second.start().then(
+        () => undefined,
+        (err: Error) => err,
+      );
+      assert.match(String(startError), /EADDRINUSE/);
+      assert.equal(await second.closed(), startError, "closed() resolves with the start's error");
+      await second.stop(); // nothing left to stop: resolves at once
+      assert.equal(second.state, "stopped");
+      await assert.rejects(second.start(), { code: "ERR_ALREADY_STARTED" });
+    } finally {
+      await first.stop();
+    }
+    assert.equal(await first.closed(), undefined);
+  });
+});
