@@ -1,12 +1,11 @@
-// Long because the pick/retry loop stays here (in one delimited section) until the shared balancing loop replaces it.
 /**
  * The API gateway: `METHOD /path` → a live instance of the service that registered a matching route.
  *
  * Per request: CORS preflight → path normalisation (400) → the gateway's own endpoints (`/healthz`,
- * `/metrics`) → rate limit (429) → route match (404/405) → body limit (413) → pick an instance →
- * forward over HTTP (`upstream-http.ts`) when the instance advertises `ip`+`port`, otherwise through
- * the {@link GatewayRpcInvoker} seam (`upstream-rpc.ts`). Idempotent requests are retried on another
- * instance when the connection failed before the request was sent; failures map to 502/503/504.
+ * `/metrics`) → rate limit (429) → route match (404/405) → body limit (413) → the balancing loop
+ * (`forwarder.ts`): pick an instance, forward over HTTP (`upstream-http.ts`) when it advertises
+ * `ip`+`port`, otherwise through the {@link GatewayRpcInvoker} seam (`upstream-rpc.ts`), and try
+ * another instance when a repeatable request found its instance gone; failures map to 502/503/504.
  * Options and their validation live in `options.ts`.
  *
  * The gateway is itself a redmesh service instance (name `gateway` by default): that gives it
@@ -29,7 +28,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { InFlight } from "../async.js";
-import { type Balancer, createBalancer, type InstancePicker } from "../balancer/index.js";
 import { createDashboard, type Dashboard } from "../dashboard/index.js";
 import { ErrorCode, RedmeshError, ValidationError } from "../errors.js";
 import {
@@ -41,25 +39,23 @@ import {
   type StopOptions,
 } from "../lifecycle.js";
 import { type Logger, silentLogger } from "../logger.js";
-import { type Instance, InstanceStatus, type RegistryEvent } from "../registry/index.js";
+import type { RegistryEvent } from "../registry/index.js";
 import { createService, type Service } from "../service.js";
 import { CorsPolicy } from "./cors.js";
 import { GatewayErrorCode, sendError } from "./errors.js";
+import { Forwarder, type RequestContext } from "./forwarder.js";
 import { forwardHeaders, isValidRequestId, REQUEST_ID_HEADER } from "./headers.js";
 import { GatewayMetrics, NO_SERVICE } from "./metrics.js";
 import {
   DEFAULT_GATEWAY_OPTIONS,
   type GatewayOptions,
-  type GatewayPicker,
   type ResolvedGatewayOptions,
   resolveGatewayOptions,
 } from "./options.js";
-import { type NormalizedPath, normalizePath } from "./path.js";
+import { normalizePath } from "./path.js";
 import { TokenBucketLimiter } from "./rate-limit.js";
-import { buildRouteTable, type RouteEntry, type RouteMatch, RouteTable } from "./router.js";
-import { type Attempt, tooLargeMessage } from "./upstream.js";
-import { HttpUpstream } from "./upstream-http.js";
-import { createServiceRpcInvoker, type GatewayRpcInvoker, RpcUpstream } from "./upstream-rpc.js";
+import { buildRouteTable, type RouteEntry, RouteTable } from "./router.js";
+import { tooLargeMessage } from "./upstream.js";
 import { WsBridge } from "./ws-bridge.js";
 
 /** Life-cycle states of a gateway: the ones of every redmesh object ({@link LifeState}). */
@@ -67,31 +63,8 @@ export const GatewayState = LifeState;
 /** Union of gateway states. */
 export type GatewayStateValue = LifeStateValue;
 
-/** How long an instance that refused a connection is avoided (it is usually gone within presence TTL). */
-const SUSPECT_MS = 5000;
 /** Methods that may be retried on another instance (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"]);
-
-/** The default picker: round-robin per service over the candidates given. */
-export function createRoundRobinPicker(): GatewayPicker {
-  const next = new Map<string, number>();
-  return (service, candidates) => {
-    if (candidates.length === 0) return undefined;
-    const sorted =
-      candidates.length > 1 ? [...candidates].sort((a, b) => (a.id < b.id ? -1 : 1)) : candidates;
-    const i = next.get(service) ?? 0;
-    next.set(service, (i + 1) % 1_000_000_007);
-    return sorted[i % sorted.length];
-  };
-}
-
-/** What the pick/retry loop forwards: the matched route, the normalised path, what goes upstream. */
-interface Forwarding {
-  match: Extract<RouteMatch, { kind: "found" }>;
-  norm: NormalizedPath;
-  fwd: { path: string; headers: Record<string, string | string[]> };
-  retryable: boolean;
-}
 
 /**
  * The gateway. Create with {@link createGateway}; `start()` listens, `stop()` drains and closes
@@ -106,21 +79,15 @@ export class Gateway {
   readonly #logger: Logger;
   readonly #life = new Lifecycle("gateway");
   readonly #steps: StepList;
-  readonly #http: HttpUpstream;
-  readonly #rpc: RpcUpstream;
+  readonly #forwarder: Forwarder;
   readonly #dashboard: Dashboard | undefined;
-  /** The balancer the gateway made for itself (forgets instances that leave). */
-  readonly #ownBalancer: Balancer | undefined;
   #unwatchBalancer: (() => void) | undefined;
-  readonly #pick: GatewayPicker;
-  readonly #balancer: InstancePicker | undefined;
   readonly #cors: CorsPolicy | undefined;
   readonly #limiter: TokenBucketLimiter | undefined;
   readonly #server: Server;
   /** Resolves when the server has closed (set when it stops accepting). */
   #serverClosed: Promise<void> | undefined;
   readonly #ws: WsBridge;
-  readonly #suspects = new Map<string, number>();
   readonly #sockets = new Set<Socket>();
   #table = new RouteTable();
   readonly #work = new InFlight();
@@ -131,21 +98,13 @@ export class Gateway {
   readonly #onRegistryEvent = (ev: RegistryEvent) => {
     if (ev.t === "join" || ev.t === "routes") this.#scheduleRefresh();
   };
-  readonly #onLeave = ({ id }: { service: string; id: string }) => this.#suspects.delete(id);
+  readonly #onLeave = ({ id }: { service: string; id: string }) => this.#forwarder.forget(id);
 
   constructor(options: GatewayOptions = {}) {
     const d = DEFAULT_GATEWAY_OPTIONS;
     this.#o = resolveGatewayOptions(options);
     const limits = this.#o.limits;
     this.#logger = options.logger ?? silentLogger;
-    this.#pick = options.pick ?? createRoundRobinPicker();
-    // Default: the balancer in round-robin (per-instance circuit breakers and outstanding counts);
-    // a `pick` function given instead is used as is.
-    this.#ownBalancer =
-      options.balancer || options.pick
-        ? undefined
-        : createBalancer({ strategy: "round-robin", logger: this.#logger });
-    this.#balancer = options.balancer ?? this.#ownBalancer;
     this.#cors = options.cors ? new CorsPolicy(options.cors) : undefined;
     try {
       this.#limiter = options.rateLimit ? new TokenBucketLimiter(options.rateLimit) : undefined;
@@ -161,25 +120,14 @@ export class Gateway {
       reconcileMs: options.reconcileMs ?? d.reconcileMs,
       logger: this.#logger,
     });
-    this.#http = new HttpUpstream({
-      maxBodyBytes: limits.maxBodyBytes,
-      upstreamTimeoutMs: limits.upstreamTimeoutMs,
-      upstreamConnections: limits.upstreamConnections,
+    this.#forwarder = new Forwarder({
+      service: this.service,
+      limits: this.#o.limits,
+      pick: options.pick,
+      balancer: options.balancer,
+      rpc: options.rpc,
       metrics: this.metrics,
       logger: this.#logger,
-      onConnectFailed: (target) => {
-        this.#suspects.set(target.id, Date.now() + SUSPECT_MS);
-        this.service.registry.events.evict(target.service, target.id);
-      },
-    });
-    // Without a forwarder of its own, the gateway calls the route's handler over redmesh RPC
-    // (`svc.route(pattern, handler)` on the service side).
-    const invoker: GatewayRpcInvoker = options.rpc ?? createServiceRpcInvoker(this.service);
-    this.#rpc = new RpcUpstream({
-      invoker,
-      maxBodyBytes: limits.maxBodyBytes,
-      upstreamTimeoutMs: limits.upstreamTimeoutMs,
-      metrics: this.metrics,
     });
     this.#dashboard = options.dashboard
       ? createDashboard({
@@ -202,9 +150,8 @@ export class Gateway {
       pingMs: limits.wsPingMs,
       metrics: this.metrics,
       logger: this.#logger,
-      instances: (svc) => this.#candidates(svc),
-      pick: (svc, c) => this.#choose(svc, c, new Set()),
-      evict: (svc, id) => this.service.registry.events.evict(svc, id),
+      instances: (svc) => this.#forwarder.candidates(svc),
+      loop: this.#forwarder.messages,
     });
     this.#server.on("request", (req, res) => this.#handle(req, res));
     this.#server.on("upgrade", (req, socket, head) => this.#upgrade(req, socket, head));
@@ -230,9 +177,13 @@ export class Gateway {
     // Up in this order; down in reverse, which is the stop order of the module comment.
     this.#steps = new StepList(
       [
-        { name: "service", up: () => this.service.start(), down: () => this.service.stop() },
+        {
+          name: "service",
+          up: () => this.service.start(),
+          down: (ctx) => this.service.stop({ force: ctx.force }),
+        },
         { name: "route table", up: () => this.#watchRoutes(), down: () => this.#unwatchRoutes() },
-        { name: "upstream pools", down: (ctx) => this.#http.close(grace, ctx.signal) },
+        { name: "upstream pools", down: (ctx) => this.#forwarder.close(grace, ctx.signal) },
         { name: "in-flight requests", down: (ctx) => this.#drain(ctx) },
         {
           name: "dashboard",
@@ -357,7 +308,7 @@ export class Gateway {
     const events = this.service.registry.events;
     events.on("event", this.#onRegistryEvent);
     events.on("leave", this.#onLeave);
-    this.#unwatchBalancer = this.#ownBalancer?.watch(events);
+    this.#unwatchBalancer = this.#forwarder.ownBalancer?.watch(events);
     await this.#refresh();
     this.#refreshTimer = setInterval(() => this.#scheduleRefresh(), this.#o.routesRefreshMs);
     this.#refreshTimer.unref();
@@ -535,110 +486,7 @@ export class Gateway {
         requestId: ctx.requestId,
       }),
     };
-    return this.#pickAndForward(req, res, ctx, { match, norm, fwd, retryable });
-  }
-
-  // ---- pick / retry loop: #pickAndForward, #candidates, #choose, the suspects ----
-  // (to be replaced by the shared balancing loop; the upstreams below it only return an Attempt)
-
-  /** Try instances until one answers, the attempts run out, or an attempt must not be repeated. */
-  async #pickAndForward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    ctx: RequestContext,
-    { match, norm, fwd, retryable }: Forwarding,
-  ): Promise<void> {
-    const tried = new Set<string>();
-    for (let attempt = 0; attempt < this.#o.limits.maxAttempts; attempt++) {
-      let target: Instance | undefined;
-      try {
-        for (const svc of match.route.services) {
-          const candidates = (await this.#candidates(svc)).filter((i) => !tried.has(i.id));
-          target = candidates.length > 0 ? this.#choose(svc, candidates, tried) : undefined;
-          if (target) break;
-        }
-      } catch (err) {
-        if (err instanceof RedmeshError && err.code === ErrorCode.CIRCUIT_OPEN) {
-          if (ctx.service === NO_SERVICE) ctx.service = match.route.services[0] ?? NO_SERVICE;
-          return sendError(
-            res,
-            GatewayErrorCode.CIRCUIT_OPEN,
-            `service "${ctx.service}" is failing; retry later`,
-          );
-        }
-        throw err;
-      }
-      if (!target) break;
-      tried.add(target.id);
-      ctx.service = target.service;
-      const node = target.node;
-      const t0 = performance.now();
-      this.#balancer?.onStart?.(target.service, target.id);
-      let result: Attempt = { outcome: "fail" };
-      try {
-        result =
-          node?.ip && node.port > 0
-            ? await this.#http.forward(req, res, {
-                method: ctx.method,
-                target,
-                origin: `http://${hostPort(node.ip, node.port)}`,
-                path: fwd.path,
-                headers: fwd.headers,
-                retryable,
-              })
-            : await this.#rpc.forward(req, res, {
-                method: ctx.method,
-                target,
-                path: norm.path,
-                query: norm.query,
-                params: match.params,
-                headers: fwd.headers,
-                route: match.route.pattern,
-              });
-      } finally {
-        // 5xx answers count against the instance too (they drive the balancer's circuit breaker).
-        const ok = result.error === undefined && !(result.outcome === "ok" && res.statusCode >= 500);
-        const outcome: { ok: boolean; latencyMs: number; error?: unknown } = {
-          ok,
-          latencyMs: performance.now() - t0,
-        };
-        if (result.error !== undefined) outcome.error = result.error;
-        this.#balancer?.onEnd?.(target.service, target.id, outcome);
-      }
-      if (result.outcome !== "retry") return;
-    }
-    if (ctx.service === NO_SERVICE) ctx.service = match.route.services[0] ?? NO_SERVICE;
-    // Nothing live, or every instance tried refused the connection.
-    sendError(
-      res,
-      GatewayErrorCode.NO_INSTANCE,
-      `no live instance of service "${ctx.service}" could take the request`,
-    );
-  }
-
-  /** Live, non-draining instances, with recently failed ones moved out unless nothing else is left. */
-  async #candidates(service: string): Promise<Instance[]> {
-    const events = this.service.registry.events;
-    const all = events.cachedInstances(service) ?? (await events.instances(service));
-    const live = all.filter((i) => i.status !== InstanceStatus.DRAINING);
-    if (this.#suspects.size === 0) return live;
-    const now = Date.now();
-    const healthy = live.filter((i) => {
-      const until = this.#suspects.get(i.id);
-      if (until === undefined) return true;
-      if (until < now) {
-        this.#suspects.delete(i.id);
-        return true;
-      }
-      return false;
-    });
-    return healthy.length > 0 ? healthy : live;
-  }
-
-  /** One instance among candidates, through the balancer when there is one, else the picker. */
-  #choose(service: string, candidates: Instance[], tried: ReadonlySet<string>): Instance | undefined {
-    if (this.#balancer) return this.#balancer.pick(candidates, { service, exclude: tried });
-    return this.#pick(service, candidates);
+    return this.#forwarder.forward(req, res, ctx, { match, norm, fwd, retryable });
   }
 
   // ---- the gateway's own endpoints ----
@@ -674,12 +522,6 @@ export class Gateway {
   }
 }
 
-interface RequestContext {
-  service: string;
-  requestId: string;
-  method: string;
-}
-
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -687,10 +529,6 @@ function header(req: IncomingMessage, name: string): string | undefined {
 
 function clientIp(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? "unknown";
-}
-
-function hostPort(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 /** Create a gateway (no I/O until `start()`). */

@@ -15,9 +15,9 @@ export {
   GatewayErrorCode,
   type GatewayErrorCodeValue,
 } from "./errors.js";
+export { createRoundRobinPicker } from "./forwarder.js";
 export {
   createGateway,
-  createRoundRobinPicker,
   Gateway,
   GatewayState,
   type GatewayStateValue,

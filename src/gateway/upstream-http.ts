@@ -149,7 +149,8 @@ export class HttpUpstream {
       metrics.upstreamErrors.inc({ service: target.service, kind: connectFailed ? "connect" : "reset" });
       if (connectFailed) this.#o.onConnectFailed(target);
       this.#o.logger.debug({ code, service: target.service, instance: target.id }, "upstream attempt failed");
-      if ((connectFailed || closedEarly) && f.retryable) return { outcome: "retry", error: err };
+      if ((connectFailed || closedEarly) && f.retryable)
+        return { outcome: "retry", error: err, reason: connectFailed ? "connect failed" : "closed early" };
       sendError(res, GatewayErrorCode.UPSTREAM, `service "${target.service}" failed to answer`);
       return { outcome: "fail", error: err };
     }

@@ -7,10 +7,16 @@
 
 /** The outcome of forwarding one request to one instance. */
 export interface Attempt {
-  /** `ok`: answered; `retry`: nothing was sent, another instance may take it; `fail`: answered with an error. */
+  /** `ok`: answered; `retry`: nothing was answered, another instance may take it; `fail`: answered with an error. */
   outcome: "ok" | "retry" | "fail";
   /** Set when the instance is to blame (reported to the balancer's `onEnd`). */
   error?: unknown;
+  /**
+   * Why a `retry`: the connection could not be made (nothing was sent: another instance at once), or
+   * it closed before any response byte (the request may have run: repeated after a backoff, and only
+   * because the request is idempotent).
+   */
+  reason?: "connect failed" | "closed early";
 }
 
 /** Raised while counting a request body that went past `maxBodyBytes`. */

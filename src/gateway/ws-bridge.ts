@@ -19,6 +19,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type WebSocket, WebSocketServer } from "ws";
+import { type BalancingLoop, goneError } from "../balancer/index.js";
 import {
   createMessage,
   decode,
@@ -50,10 +51,8 @@ export interface WsBridgeOptions {
   logger: Logger;
   /** Live, pickable instances of a service. */
   instances: (service: string) => Promise<Instance[]>;
-  /** Choose one of them. */
-  pick: (service: string, candidates: Instance[]) => Instance | undefined;
-  /** Drop an instance that has no receiver on its channel. */
-  evict: (service: string, id: string) => void;
+  /** The gateway's balancing loop: picks the instance a message goes to, and another one when nobody received it. */
+  loop: BalancingLoop;
 }
 
 /** The `/ws` endpoint. */
@@ -183,17 +182,17 @@ export class WsBridge {
         );
       return;
     }
-    // One live instance through the picker; PUBLISH reaching nobody means it is gone: evict, try another.
-    const tried = new Set<string>();
-    for (;;) {
-      const candidates = (await this.#o.instances(service)).filter((i) => !tried.has(i.id));
-      const target = this.#o.pick(service, candidates);
-      if (!target) throw new RedmeshError(ErrorCode.NO_INSTANCE, `no live instance of service "${service}"`);
-      tried.add(target.id);
-      const n = await redis.publish(keys.instanceChannel(service, target.id), wire);
-      if (n > 0) return;
-      this.#o.evict(service, target.id);
-    }
+    // One live instance through the balancing loop; PUBLISH reaching nobody means it is gone (evicted,
+    // another one at once).
+    await this.#o.loop.run({
+      service,
+      retries: 0,
+      candidates: () => this.#o.instances(service),
+      attempt: async (target) => {
+        const n = await redis.publish(keys.instanceChannel(service, target.id), wire);
+        if (n === 0) throw goneError(service, target.id, "no receiver");
+      },
+    });
   }
 
   #remember(mid: string, socketId: string): void {
