@@ -9,21 +9,21 @@
 import type { ServerResponse } from "node:http";
 import { ErrorCode } from "../errors.js";
 
-/** Gateway error codes (the ones shared with the library reuse its {@link ErrorCode} values). */
+/** The codes the gateway answers with: a subset of the one catalogue, {@link ErrorCode} (docs/errors.md). */
 export const GatewayErrorCode = {
-  BAD_REQUEST: "ERR_BAD_REQUEST",
-  BAD_PATH: "ERR_BAD_PATH",
-  NOT_FOUND: "ERR_NOT_FOUND",
-  METHOD_NOT_ALLOWED: "ERR_METHOD_NOT_ALLOWED",
-  FORBIDDEN_ORIGIN: "ERR_FORBIDDEN_ORIGIN",
-  PAYLOAD_TOO_LARGE: "ERR_PAYLOAD_TOO_LARGE",
-  RATE_LIMITED: "ERR_RATE_LIMITED",
-  UPSTREAM: "ERR_UPSTREAM",
+  BAD_REQUEST: ErrorCode.BAD_REQUEST,
+  BAD_PATH: ErrorCode.BAD_PATH,
+  NOT_FOUND: ErrorCode.NOT_FOUND,
+  METHOD_NOT_ALLOWED: ErrorCode.METHOD_NOT_ALLOWED,
+  FORBIDDEN_ORIGIN: ErrorCode.FORBIDDEN_ORIGIN,
+  PAYLOAD_TOO_LARGE: ErrorCode.PAYLOAD_TOO_LARGE,
+  RATE_LIMITED: ErrorCode.RATE_LIMITED,
+  UPSTREAM: ErrorCode.UPSTREAM,
   NO_INSTANCE: ErrorCode.NO_INSTANCE,
-  RPC_UNAVAILABLE: "ERR_RPC_UNAVAILABLE",
+  RPC_UNAVAILABLE: ErrorCode.RPC_UNAVAILABLE,
   REGISTRY_UNAVAILABLE: ErrorCode.REDIS_UNAVAILABLE,
   CIRCUIT_OPEN: ErrorCode.CIRCUIT_OPEN,
-  SHUTTING_DOWN: "ERR_SHUTTING_DOWN",
+  SHUTTING_DOWN: ErrorCode.SHUTTING_DOWN,
   TIMEOUT: ErrorCode.TIMEOUT,
 } as const;
 /** Union of {@link GatewayErrorCode} values. */
