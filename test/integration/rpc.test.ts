@@ -200,6 +200,41 @@ describe(onTopology("messaging and RPC"), () => {
     assert.equal(b.stats().rpc.bulkheadRejected, 2);
   });
 
+  test("an idempotent call to a lone busy instance is retried there and ends ERR_BULKHEAD_FULL, not ERR_NO_INSTANCE", async () => {
+    const { a, b } = await pair();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    b.handle("slow", () => gate, { maxInFlight: 1 });
+    await a.start();
+    await b.start();
+    const first = a.call("callee", "slow", {}, { timeout: 5000 });
+    await waitFor(() => b.stats().rpc.running === 1, { what: "the first call running" });
+    const second = a.call("callee", "slow", {}, { timeout: 5000, idempotent: true, retries: 2 });
+    await assert.rejects(second, (e: unknown) => e instanceof BulkheadFullError);
+    assert.equal(b.stats().rpc.bulkheadRejected, 3, "the first try and two retries, all to the one instance");
+    release();
+    await first;
+    // With the slot free again, the same call goes through.
+    await a.call("callee", "slow", {}, { idempotent: true });
+  });
+
+  test("maxInFlightPerService bounds the calls in flight from one caller to a service", async () => {
+    const { a, b } = await pair({ maxInFlightPerService: 2 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    b.handle("slow", () => gate);
+    await a.start();
+    await b.start();
+    const running = [a.call("callee", "slow"), a.call("callee", "slow")];
+    await assert.rejects(
+      a.call("callee", "slow"),
+      (e: unknown) => e instanceof BulkheadFullError && e.data?.delivered === false,
+    );
+    release();
+    await Promise.all(running);
+    assert.equal(b.stats().rpc.requests, 2, "the third call was never sent");
+  });
+
   test("redmesh ends talk in compact frames; a caller that only reads classic frames gets them", async () => {
     const { a, b } = await pair();
     b.handle("echo", (x) => x);
