@@ -3,6 +3,10 @@
 // plain "N passed, N failed, N skipped" line that CI reads. Arguments narrow the files run
 // (substring match), e.g. `npm test -- registry`.
 //
+// A full run (no arguments, as in CI) first runs `npm run lint`, `npm run typecheck` and
+// `npm run check:docs`, each counted as one test in the final line, so that the README's test command
+// checks everything the repository promises. A narrowed run skips them.
+//
 // The topology matrix: after the normal pass (every file, on standalone servers), the matrix suites
 // (registry, messaging/RPC, queue, log, config) run once more per topology named in REDMESH_TEST_MATRIX
 // (comma-separated; default "cluster,sentinel"; "none" for no extra pass), with REDMESH_TEST_TOPOLOGY
@@ -91,18 +95,37 @@ function pass(label, passFiles, topology) {
   return { label, ...counts };
 }
 
+/** The package scripts a full run checks first. */
+const CHECKS = ["lint", "typecheck", "check:docs"];
+
+/** Run one package script; it counts as one passed or failed test. */
+function check(script) {
+  console.log(`\n# check: npm run ${script}\n`);
+  const t0 = Date.now();
+  const res = spawnSync("npm", ["run", script], { stdio: "inherit" });
+  const ok = res.status === 0;
+  const why = res.error ? ` (${res.error.message})` : "";
+  console.log(
+    `# check: npm run ${script} ${ok ? "ok" : "FAILED"}${why} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  return { label: `npm run ${script}`, passed: ok ? 1 : 0, failed: ok ? 0 : 1, skipped: 0 };
+}
+
+const checks = filters.length === 0 ? CHECKS.map(check) : [];
 const results = [pass("standalone", selected, "standalone")];
 const matrixSelected = selected.filter((f) => MATRIX_FILES.includes(f));
 if (matrixSelected.length > 0) for (const t of matrix) results.push(pass(t, matrixSelected, t));
 
 const total = { passed: 0, failed: 0, skipped: 0 };
-for (const r of results) {
+for (const r of [...checks, ...results]) {
   total.passed += r.passed;
   total.failed += r.failed;
   total.skipped += r.skipped;
 }
-if (results.length > 1) {
+if (results.length > 1 || checks.length > 0) {
   console.log("");
+  if (checks.length > 0)
+    console.log(`# checks: ${checks.map((c) => `${c.label} ${c.failed ? "FAILED" : "ok"}`).join(", ")}`);
   for (const r of results)
     console.log(`# ${r.label}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`);
 }
