@@ -7,8 +7,8 @@
  * dead-letters it; a reaper pass run by every worker returns the jobs of workers that died.
  *
  * {@link Queue} is the public face and composes one part per job: `options.ts` (settings, types),
- * `producer.ts` (adds), `worker.ts` (claiming, handlers, reaper), `admin.ts` (stats, dead letters,
- * redrive) and `durability.ts` (Redis' configuration, lost data).
+ * `producer.ts` (adds), `worker.ts` (claiming, handlers), `reaper.ts` (lease, reaper passes, delayed
+ * jobs), `admin.ts` (stats, dead letters, redrive) and `durability.ts` (Redis' configuration, lost data).
  *
  * Stop order (`stop()`): the worker stops claiming (its blocking connection is closed) → running
  * handlers get the grace period (none when forced), then are aborted → acknowledgements and failures

@@ -1,15 +1,15 @@
 // Long because the claim cycle, the running handlers and the stop share one worker's bookkeeping (buffer, acks, running set).
 /**
- * The consuming side of a queue: claim cycles, running handlers, acknowledgements and failures, the
- * lease, the reaper pass, pause/resume, and the worker's part of the stop.
+ * The consuming side of a queue: claim cycles, running handlers, acknowledgements and failures,
+ * pause/resume, and the worker's part of the stop.
  *
  * A worker claims entries atomically into its own in-progress list (`LMOVE` inside cycle.lua, which
  * also acknowledges finished jobs and refreshes the lease, so one round trip serves a whole batch;
  * `BLMOVE` on a dedicated connection when the queue is empty). Success removes the entry (acks are
  * batched into the next claim); a throw or a timeout rewrites it with one more attempt and puts it
  * back (after its backoff, through the delayed set) or, out of attempts, onto the dead-letter list
- * with the reason. A reaper pass run by every worker (no leader) promotes due delayed jobs and
- * returns the in-progress lists of workers whose lease expired or whose instance lost its presence.
+ * with the reason. Its {@link QueueReaper} (`reaper.ts`) keeps its lease, promotes due delayed jobs
+ * and returns the in-progress lists of dead workers.
  *
  * @module
  */
@@ -40,20 +40,15 @@ import {
   reasonOf,
   type WorkerSettings,
 } from "./options.js";
+import { QueueReaper } from "./reaper.js";
 
 const CYCLE = loadScript("cycle", import.meta.url);
 const FAIL = loadScript("fail", import.meta.url);
-const REAP = loadScript("reap", import.meta.url);
 const REQUEUE = loadScript("requeue", import.meta.url);
-const LEASE = loadScript("lease", import.meta.url);
 const RELEASE = loadScript("release", import.meta.url);
 
 /** Raw text kept from a malformed entry (enough to recognise it, not megabytes). */
 const MAX_RAW_CHARS = 4096;
-/** Delayed jobs promoted per reaper pass (the next pass, or the delay timer, takes the rest). */
-const PROMOTE_BATCH = 1000;
-/** Dead workers handled per reaper pass. */
-const REAP_BATCH = 20;
 /** Claim/ack round trips in flight at once per worker (2: one on the wire while the last batch runs). */
 const MAX_CYCLES = 2;
 
@@ -111,6 +106,7 @@ export class QueueWorker {
   readonly #logger: Logger;
   readonly #events: QueueEmitter;
   readonly #durability: QueueDurability;
+  readonly #reaper: QueueReaper;
   readonly #cycleKeys: string[];
   readonly #failKeys: string[];
 
@@ -142,17 +138,8 @@ export class QueueWorker {
   #errorStreak = 0;
   readonly #ops = new Set<Promise<void>>();
   readonly #timers = new Set<NodeJS.Timeout>();
-  #leaseTimer: NodeJS.Timeout | undefined;
-  #reapTimer: NodeJS.Timeout | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
-  #delayTimer: NodeJS.Timeout | undefined;
-  #delayAt = Number.POSITIVE_INFINITY;
-  #subscribed = false;
   #idleWaiters: Array<() => void> = [];
-  readonly #wakeListener = (message: string) => {
-    const dueIn = Number(message);
-    if (Number.isFinite(dueIn)) this.#scheduleDelayed(Date.now() + Math.max(0, dueIn));
-  };
   /** Local counters (this process). */
   readonly counters: WorkerCounters = {
     processed: 0,
@@ -174,6 +161,14 @@ export class QueueWorker {
     const k = this.#s.keys;
     this.#cycleKeys = [k.pending, k.active, k.consumers, k.stats, k.ids];
     this.#failKeys = [k.active, k.pending, k.delayed, k.dead, k.stats];
+    this.#reaper = new QueueReaper({
+      redis: this.#redis,
+      settings: this.#s,
+      logger: this.#logger,
+      events: this.#events,
+      counters: this.counters,
+      report: (err, what) => this.#report(err, what),
+    });
   }
 
   /** True while paused. */
@@ -194,14 +189,13 @@ export class QueueWorker {
     this.#handler = handler;
     this.#w = settings;
     this.#phase = LifeState.RUNNING;
-    this.#leaseTimer = setInterval(() => this.#refreshLease(), Math.max(50, Math.floor(this.#s.leaseMs / 3)));
-    this.#scheduleReap(0);
+    this.#reaper.start();
     if (settings.timeout > 0) {
       // One sweep timer instead of one timer per job: precision is a fifth of the timeout.
       const every = Math.min(1000, Math.max(10, Math.floor(settings.timeout / 5)));
       this.#sweepTimer = setInterval(() => this.#sweep(), every);
     }
-    this.#subscribeWake();
+    this.#reaper.subscribeWake();
     this.#durability.announce();
     if (this.#s.checkDurability) this.#track(this.#durability.check().then(() => undefined));
     this.#schedulePump();
@@ -218,20 +212,6 @@ export class QueueWorker {
     this.#paused = false;
     this.#drainBuffer();
     this.#schedulePump();
-  }
-
-  /** Listen for "a delayed job is due soon" (retried from the reaper pass until it succeeds). */
-  #subscribeWake(): void {
-    if (this.#subscribed || this.#phase !== LifeState.RUNNING) return;
-    this.#subscribed = true;
-    this.#redis.subscribe(this.#s.keys.wake, this.#wakeListener).then(
-      // Wake-ups published before the subscription was active are missed: look at the set now.
-      () => this.#promote().catch((err) => this.#report(err, "promote")),
-      (err) => {
-        this.#subscribed = false;
-        this.#report(err, "subscribe");
-      },
-    );
   }
 
   #schedulePump(): void {
@@ -565,7 +545,7 @@ export class QueueWorker {
             this.counters.dead++;
             if (this.#events.listenerCount("dead") > 0) this.#events.emit("dead", { id, reason });
           } else if (delay > 0) {
-            this.#scheduleDelayed(Date.now() + delay);
+            this.#reaper.promoteAt(Date.now() + delay);
           }
         }
         return;
@@ -605,96 +585,9 @@ export class QueueWorker {
     this.#needReconcile = false;
   }
 
-  #refreshLease(): void {
-    this.#redis
-      .script(LEASE, [this.#s.keys.consumers], [this.#s.consumerId, this.#s.leaseMs])
-      .catch((err) => this.#report(err, "lease"));
-  }
-
-  #scheduleReap(delayMs: number): void {
-    if (this.#phase !== LifeState.RUNNING) return;
-    this.#reapTimer = setTimeout(() => {
-      this.#reapTimer = undefined;
-      this.reap()
-        .catch((err) => this.#report(err, "reap"))
-        .finally(() => {
-          const base = this.#s.reapIntervalMs;
-          // ±20% jitter so many workers do not reap in lock step.
-          this.#scheduleReap(Math.round(base * (0.8 + Math.random() * 0.4)));
-        });
-    }, delayMs);
-  }
-
-  #scheduleDelayed(atLocalMs: number): void {
-    if (this.#phase !== LifeState.RUNNING) return;
-    if (atLocalMs >= this.#delayAt) return;
-    clearTimeout(this.#delayTimer);
-    this.#delayAt = atLocalMs;
-    this.#delayTimer = setTimeout(
-      () => {
-        this.#delayTimer = undefined;
-        this.#delayAt = Number.POSITIVE_INFINITY;
-        this.#promote().catch((err) => this.#report(err, "promote"));
-      },
-      Math.max(0, atLocalMs - Date.now() + 1),
-    );
-  }
-
-  #reapKeys(): string[] {
-    const k = this.#s.keys;
-    return [k.consumers, k.index, k.delayed, k.pending];
-  }
-
-  async #promote(): Promise<void> {
-    const res = await this.#redis.script<number[]>(REAP, this.#reapKeys(), [PROMOTE_BATCH, 0]);
-    this.#afterPromote(res);
-  }
-
-  #afterPromote(res: unknown[]): void {
-    const promoted = Number(res[0]);
-    const nextDue = Number(res[1]);
-    const now = Number(res[2]);
-    if (promoted >= PROMOTE_BATCH) this.#scheduleDelayed(Date.now());
-    else if (nextDue >= 0) this.#scheduleDelayed(Date.now() + (nextDue - now));
-  }
-
-  /**
-   * One reaper pass now: promote due delayed jobs and return the in-progress jobs of workers whose
-   * lease expired or whose instance lost its presence. Resolves with the number of jobs returned.
-   * Workers run it every `reapIntervalMs`; any process may call it.
-   */
-  async reap(): Promise<number> {
-    this.counters.reaps++;
-    this.#subscribeWake();
-    const k = this.#s.keys;
-    const res = await this.#redis.script<unknown[]>(REAP, this.#reapKeys(), [PROMOTE_BATCH, REAP_BATCH]);
-    this.#afterPromote(res);
-    let total = 0;
-    for (const cid of res.slice(3).map(String)) {
-      if (cid === this.#s.consumerId && this.#phase === LifeState.RUNNING) {
-        // Our own lease lapsed (a stalled event loop): we are alive, so keep our jobs and renew.
-        this.#refreshLease();
-        continue;
-      }
-      const n = Number(
-        await this.#redis.script(
-          REQUEUE,
-          [k.consumers, this.#s.activeKeyOf(cid), k.pending, k.index, k.stats],
-          [cid, "0"],
-        ),
-      );
-      if (n > 0) {
-        total += n;
-        this.counters.requeuedOthers += n;
-        this.#logger.warn(
-          { queue: this.#s.name, consumerId: cid, count: n },
-          "returned a dead worker's jobs",
-        );
-        if (this.#events.listenerCount("requeued") > 0)
-          this.#events.emit("requeued", { consumerId: cid, count: n });
-      }
-    }
-    return total;
+  /** One reaper pass now (see {@link QueueReaper.reap}); any process may call it. */
+  reap(): Promise<number> {
+    return this.#reaper.reap();
   }
 
   #report(err: unknown, what: string): void {
@@ -734,11 +627,8 @@ export class QueueWorker {
     const k = this.#s.keys;
     // Bookkeeping (acks, failures, the last requeue) gets at least a second, even with a short grace.
     const slackMs = Math.max(1000, graceMs);
-    clearTimeout(this.#reapTimer);
-    clearTimeout(this.#delayTimer);
-    this.#reapTimer = undefined;
-    this.#delayTimer = undefined;
-    await this.#redis.unsubscribe(k.wake, this.#wakeListener).catch(() => undefined);
+    // No more reaper passes or promotions; the lease is kept until our jobs are returned (step 4).
+    await this.#reaper.stopPasses();
     // 1. No new claims: the blocking BLMOVE is cut; an entry it moved stays in our list (returned below).
     this.#blocking?.destroy();
     // 2. Let running handlers finish, bounded by the grace period (a forced stop cuts the wait short).
@@ -786,8 +676,7 @@ export class QueueWorker {
         "could not return in-progress jobs on stop (the reaper will)",
       );
     }
-    clearInterval(this.#leaseTimer);
-    this.#leaseTimer = undefined;
+    this.#reaper.stopLease();
     this.#sweepTimer = undefined;
     await this.#blocking?.close().catch(() => undefined);
     this.#blocking = undefined;
