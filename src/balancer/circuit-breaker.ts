@@ -194,7 +194,7 @@ export class CircuitBreaker {
     }
     if (kind === "ignore") return;
     const failed = kind === "failure";
-    // One clock read per outcome (it is not free on every machine: ≈ 200 ns measured here).
+    // One clock read per outcome: it is not free on every machine.
     const now = this.#clock();
     this.#count(failed, now);
     if (failed) this.#consecutive++;

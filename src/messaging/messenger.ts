@@ -50,8 +50,7 @@ import type { Instance } from "../registry/index.js";
 /**
  * Most messages in one frame. A frame of everything in flight makes caller and callee take turns
  * (one batch ping-pongs between them); capping it keeps several frames in the pipeline, so both ends
- * and Redis work at once. Measured on 2 cores, closed loop: 32 gave ≈ 1.2× the req/s of unlimited at
- * concurrency 64 and ≈ 1.4× at 256; 16 was no better than 32.
+ * and Redis work at once. 32 was the best cap tried (docs/benchmarks.md "Design notes").
  */
 const MAX_FRAME_MESSAGES = 32;
 
@@ -387,8 +386,7 @@ export class Messenger extends EventEmitter<MessengerEvents> implements MessageP
    * Two hops: node-redis writes what this turn published in an immediate of its own, queued after
    * this one; the second hop runs after that write, so the peer already works on this turn's replies
    * (and requests) while the held frames are handled. Without it, caller and callee take turns on
-   * everything in flight; with it they overlap (measured at 64 calls in flight: ≈ 110k → 146k–180k
-   * req/s on 2 cores).
+   * everything in flight; with it they overlap.
    */
   readonly #releaseSoon = () => setImmediate(this.#release);
   readonly #release = () => {
@@ -492,7 +490,7 @@ export class Messenger extends EventEmitter<MessengerEvents> implements MessageP
     this.#flushScheduled = false;
     if (this.#outbox.size === 0) return;
     // Deleted, not clear()ed: a cleared Map's old table stays linked to the new one with its entries,
-    // which can keep every later batch alive through scavenges (docs/benchmarks.md "GC").
+    // which can keep every later batch alive through scavenges (docs/benchmarks.md "Design notes").
     for (const [channel, b] of this.#outbox) {
       this.#outbox.delete(channel);
       this.#publishBatch(b);

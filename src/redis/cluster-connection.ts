@@ -169,9 +169,9 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
 
   /**
    * The fast path: straight to the client of the master that owns the key's slot (per the slot map
-   * node-redis keeps), with no per-command timer. node-redis' own cluster dispatch costs ≈ 4× the CPU
-   * per command (routing policies, a parser per call) and its node clients default to a 5 s timer per
-   * command. A `MOVED`/`ASK` reply (the map is stale) goes through node-redis' cluster path, which
+   * node-redis keeps), with no per-command timer. node-redis' own cluster dispatch costs several times
+   * the CPU per command (routing policies, a parser per call) and its node clients default to a 5 s
+   * timer per command. A `MOVED`/`ASK` reply (the map is stale) goes through node-redis' cluster path, which
    * follows the redirection and refreshes the map; so does anything without a ready node client.
    */
   #sendOnce<T>(
@@ -257,8 +257,8 @@ export class ClusterConnection extends DriverConnection<NodeRedisCluster> implem
       maxCommandRedirections: 32,
       // A killed master answers no MOVED: only a slot-map refresh finds its promoted replica. node-redis
       // refreshes on a node's reconnection attempts once this long has passed since the first one
-      // (default 5000 ms, which alone made a failover look ~0.7 s longer than Redis took: measured in
-      // cluster-faults.test.ts). 1 ms: refresh from the second attempt on, every attempt.
+      // (default 5000 ms, which made a failover last longer than Redis took). 1 ms: refresh from the
+      // second attempt on, every attempt.
       topologyRefreshOnReconnectionAttemptStrategy: 1,
     } as Parameters<typeof createCluster>[0]) as NodeRedisCluster;
     // An unhandled 'error' event would crash the process: every one is translated and reported.

@@ -6,9 +6,8 @@
  * blocking commands. Every driver error is translated into a typed redmesh error here.
  *
  * Why node-redis: it is Redis's own client, speaks Cluster, Sentinel and sharded pub/sub, and with its
- * per-command timer turned off it was the fastest Node client measured on this machine (STYLE.md:
- * ≈ 83k req/s pub/sub request/reply at 64 in flight vs ≈ 50k for ioredis). We keep one deadline per
- * operation instead of one timer per command.
+ * per-command timer turned off it is the faster of the two Node clients for pub/sub request/reply with many calls in flight
+ * (the raw rows of docs/benchmarks.md "RPC"). We keep one deadline per operation instead of one timer per command.
  *
  * @module
  */
@@ -49,7 +48,7 @@ type NodeRedisClient = RedisClientType;
 /**
  * node-redis' base client class without its ~500 generated command methods. `createClient()` builds a
  * class with every command attached, and rebuilds it whenever the options differ (every connection of
- * a service has its own client name): each build leaves ≈ 20 MiB of heap behind in an idle process.
+ * a service has its own client name), and every build stays on the heap of an idle process.
  * redmesh sends everything through `sendCommand`, so the base class is all it needs; MULTI gets the
  * plain transaction class (addCommand + exec).
  */
@@ -122,7 +121,7 @@ export class RedisConnection extends ConnectionBase implements RedisHandle {
       RESP: 3,
       // Fail fast while disconnected instead of queueing unboundedly (DESIGN.md §4 "Redis faults").
       disableOfflineQueue: true,
-      // One deadline per operation, set by the caller; a timer per command costs ≈ 3× throughput.
+      // No timer per command (it costs throughput): the caller's deadline bounds each operation.
       commandOptions: { timeout: 0 },
       ...handshakeOptions(o.username, o.password, name),
     };

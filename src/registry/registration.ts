@@ -104,8 +104,7 @@ export class Registration {
         this.heartbeat().finally(() => {
           // After a failed beat, try again soon: presence may have expired during the outage, and
           // callers see no instance until it is written again. A standalone connection also beats on
-          // `ready`, but a Cluster shard failing over gives no such event (measured: calls resumed
-          // up to one interval after the promoted replica served writes, cluster-faults.test.ts).
+          // `ready`, but a Cluster shard failing over gives no such event (cluster-faults.test.ts).
           const failed = this.stats.heartbeatErrors > failures;
           if (this.#timer)
             tick(failed ? Math.min(this.#o.heartbeatMs, RETRY_AFTER_FAILURE_MS) : this.#o.heartbeatMs);

@@ -1,7 +1,7 @@
 /**
  * One timer for many deadlines: armed for the earliest known deadline; when it fires, the owner
  * sweeps its entries, expires the due ones and returns the next earliest. No timer per call (a
- * timer and a closure per call were a measurable share of GC at high concurrency).
+ * timer and a closure per call cost throughput and GC at high concurrency).
  *
  * @module
  */

@@ -5,13 +5,11 @@
  * Why not a `Map<mid, call>`: every call adds one entry and deletes it, so the Map rehashes into a
  * new table every few dozen calls, and V8 leaves each replaced table linked to its successor with
  * its entries in place. Once one of those tables reaches the old generation, every later table and
- * every call in it stays reachable through scavenges until the next full GC. Measured on the RPC
- * benchmark's caller at concurrency 64 (`node --trace-gc-nvp`): in 4 of 12 processes, 2.3 MB were
- * promoted per scavenge instead of ~0.1 MB, and calls cost 40–70 % more CPU for the life of the
- * process (0 of 12 with this index).
+ * every call in it stays reachable through scavenges until the next full GC, and calls cost more
+ * CPU for the life of the process (docs/benchmarks.md "Design notes" has the measurement).
  *
  * This index keeps calls in a fixed ring of slots chosen by the counter in the mid this instance
- * made (`<prefix><counter base 36>`, see `Messenger.nextMid`). A slot is cleared when its call
+ * made (`<prefix><counter base 36>`, see `MessagePort.nextMid`). A slot is cleared when its call
  * settles, so the ring holds live calls only and is never replaced. A mid of another form, or one
  * whose slot is still taken by an older call, goes to an overflow Map, which is rarely used.
  */
