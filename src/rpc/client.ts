@@ -77,7 +77,7 @@ export interface RpcClientStats {
   strayReplies: number;
 }
 
-/** What a pending call is created from. */
+/** What a pending call is created from (one record per client, refilled for every call: no allocation). */
 interface CallInit {
   mid: string;
   service: string;
@@ -85,6 +85,7 @@ interface CallInit {
   method: string;
   params: unknown;
   timeoutMs: number;
+  deadline: number;
   retries: number;
   idempotent: boolean;
   key: string | undefined;
@@ -112,14 +113,7 @@ class PendingCall extends BalancedRequest implements RpcRequestFields {
     loop: BalancingLoop,
     init: CallInit,
   ) {
-    super(loop, {
-      service: init.service,
-      iid: init.iid,
-      key: init.key,
-      idempotent: init.idempotent,
-      deadline: Date.now() + init.timeoutMs,
-      retries: init.retries,
-    });
+    super(loop, init);
     this.mid = init.mid;
     this.method = init.method;
     this.params = init.params;
@@ -164,6 +158,19 @@ export class RpcClient {
   /** Targets and methods already validated (bounded): most calls go to a few of them. */
   readonly #validTargets = new Map<string, { service: string; iid: string }>();
   readonly #validMethods = new Set<string>();
+  readonly #init: CallInit = {
+    mid: "",
+    service: "",
+    iid: "",
+    method: "",
+    params: undefined,
+    timeoutMs: 0,
+    deadline: 0,
+    retries: 0,
+    idempotent: false,
+    key: undefined,
+    signal: undefined,
+  };
   readonly #callTimer: DeadlineTimer;
   #open = true;
   /** @internal Counters, also bumped by the pending calls. */
@@ -234,18 +241,20 @@ export class RpcClient {
       );
     }
     const idempotent = options.idempotent === true;
-    const p = new PendingCall(this, this.#loop, {
-      mid: this.#port.nextMid(),
-      service: t.service,
-      iid: t.iid,
-      method,
-      params,
-      timeoutMs,
-      retries: options.retries ?? (idempotent ? 2 : 0),
-      idempotent,
-      key: options.key,
-      signal: options.signal,
-    });
+    const init = this.#init;
+    init.mid = this.#port.nextMid();
+    init.service = t.service;
+    init.iid = t.iid;
+    init.method = method;
+    init.params = params;
+    init.timeoutMs = timeoutMs;
+    init.deadline = Date.now() + timeoutMs;
+    init.retries = options.retries ?? (idempotent ? 2 : 0);
+    init.idempotent = idempotent;
+    init.key = options.key;
+    init.signal = options.signal;
+    const p = new PendingCall(this, this.#loop, init);
+    init.params = undefined;
     const promise = new Promise<R>((resolve, reject) => {
       p.done = resolve as (v: unknown) => void;
       p.fail = reject;
