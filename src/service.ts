@@ -4,7 +4,7 @@
  *
  * The parts come up in the order of {@link Service}'s step list and go down in reverse, the same
  * list for a stop and for a start that failed half-way (docs/architecture.md "Start and stop"):
- * Redis → discovery → balancer → config → tracing → messaging → registration → health → work. Taking
+ * Redis → discovery → balancer → config → messaging → registration → health → work. Taking
  * the work part down is the drain: announce draining, stop the queues, wait for in-flight work
  * (bounded by `stopGraceMs`, cut short by `stop({ force: true })`), abort what is left. Then
  * health and heartbeats stop, the instance deregisters, messaging unsubscribes and fails the calls
@@ -55,7 +55,6 @@ import {
   type HttpRouteHandler,
   type HttpRouteRequest,
   type HttpRouteResponse,
-  loadOtel,
   type MethodOf,
   type ParamsOf,
   type ResultOf,
@@ -449,7 +448,6 @@ export class Service<C = unknown> extends EventEmitter<ServiceEvents> {
           () => this.config.start(),
           () => this.config.stop(),
         ),
-        step("tracing", () => loadOtel()),
         // Subscribed before registering: a message sent right after discovery finds us is not lost.
         step(
           "messaging",

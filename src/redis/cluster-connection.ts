@@ -14,9 +14,9 @@
  * @module
  */
 
-import { createCluster } from "@redis/client";
 import { ConnectionError } from "../errors.js";
 import { RedisConnection } from "./connection.js";
+import { createCluster } from "./driver.js";
 import { DriverConnection } from "./driver-connection.js";
 import {
   handshakeOptions,

@@ -12,13 +12,12 @@
  * @module
  */
 
-import { RedisClient, type RedisClientType } from "@redis/client";
-// node-redis 6 has no exports map; this deep import is pinned with the exact dependency version.
-import clientMultiModule from "@redis/client/dist/lib/client/multi-command.js";
+import type { RedisClientType } from "@redis/client";
 import { settleWithin } from "../async.js";
 import { ConnectionError, ErrorCode, RedisReplyError, StateError, TimeoutError } from "../errors.js";
 import { ConnectionBase } from "./base.js";
 import { DeadlineTracker } from "./deadlines.js";
+import { ClientMulti, RedisClient } from "./driver.js";
 import {
   handshakeOptions,
   type RedisOptions,
@@ -55,9 +54,7 @@ type NodeRedisClient = RedisClientType;
 type NoExtensions = Record<string, never>;
 class LeanRedisClient extends RedisClient<NoExtensions, NoExtensions, NoExtensions, 3, NoExtensions> {}
 // The transaction class `multi()` instantiates; the generated one would attach every command again.
-Object.defineProperty(LeanRedisClient.prototype, "Multi", {
-  value: (clientMultiModule as unknown as { default: unknown }).default,
-});
+Object.defineProperty(LeanRedisClient.prototype, "Multi", { value: ClientMulti });
 
 /**
  * A standalone Redis connection: one command socket plus, on first subscribe, one subscriber socket.

@@ -10,8 +10,8 @@
  * @module
  */
 
-import { createSentinel } from "@redis/client";
 import { ConnectionError } from "../errors.js";
+import { createSentinel } from "./driver.js";
 import { DriverConnection } from "./driver-connection.js";
 import { handshakeOptions, type ResolvedSentinelOptions, socketOptions } from "./options.js";
 import {

@@ -7,29 +7,54 @@
  */
 
 import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import { currentContext } from "../context.js";
 
 type OtelApi = typeof import("@opentelemetry/api");
 
-let otel: OtelApi | null | undefined;
-let loading: Promise<void> | undefined;
+/**
+ * Where `@opentelemetry/api` (major 1, the peer range) keeps what an SDK registered (tracer provider,
+ * context manager, propagator); it exists once anything registered. Until then every API call is a
+ * no-op, so the API is not loaded: an idle service that does not trace loads none of its modules.
+ */
+const OTEL_GLOBAL = Symbol.for("opentelemetry.js.api.1");
 
-/** Load `@opentelemetry/api` once if it is installed (never throws). */
-export function loadOtel(): Promise<void> {
-  loading ??= import("@opentelemetry/api").then(
-    (m) => {
-      otel = m;
-    },
-    () => {
+// require(), not import(): the API is loaded the moment an SDK shows up, inside the call that needs
+// it. Both of its builds share the registrations through OTEL_GLOBAL.
+const requireOtel = createRequire(import.meta.url);
+
+/** The loaded API, `null` when it is not installed, `undefined` until it is needed. */
+let otel: OtelApi | null | undefined;
+
+function load(): OtelApi | undefined {
+  if (otel === undefined) {
+    try {
+      otel = requireOtel("@opentelemetry/api") as OtelApi;
+    } catch {
       otel = null;
-    },
-  );
-  return loading;
+    }
+  }
+  return otel ?? undefined;
 }
 
-/** The OpenTelemetry API when installed and loaded. */
+/** The API once OpenTelemetry is in use (something registered with it), else `undefined`. */
+function active(): OtelApi | undefined {
+  if (otel !== undefined) return otel ?? undefined;
+  return OTEL_GLOBAL in globalThis ? load() : undefined;
+}
+
+/**
+ * Load `@opentelemetry/api` now if it is installed (never throws). Not needed: tracing loads it by
+ * itself as soon as an SDK has registered.
+ */
+export function loadOtel(): Promise<void> {
+  load();
+  return Promise.resolve();
+}
+
+/** The OpenTelemetry API when installed and in use (or loaded by {@link loadOtel}). */
 export function otelApi(): OtelApi | undefined {
-  return otel ?? undefined;
+  return active();
 }
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -46,9 +71,10 @@ export function parseTraceparent(
 
 /** The traceparent a call made now should carry, or `undefined`. */
 export function outgoingTraceparent(): string | undefined {
-  if (otel) {
-    const sc = otel.trace.getSpanContext(otel.context.active());
-    if (sc && otel.trace.isSpanContextValid(sc)) {
+  const api = active();
+  if (api) {
+    const sc = api.trace.getSpanContext(api.context.active());
+    if (sc && api.trace.isSpanContextValid(sc)) {
       return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, "0")}`;
     }
   }
@@ -73,10 +99,11 @@ export function runInSpan<T>(
   tp: string | undefined,
   fn: (childTp: string | undefined) => T,
 ): T {
-  if (!otel || tp === undefined) return fn(tp === undefined ? undefined : childTraceparent(tp));
+  if (tp === undefined) return fn(undefined);
+  const api = active();
+  if (!api) return fn(childTraceparent(tp));
   const p = parseTraceparent(tp);
   if (!p) return fn(undefined);
-  const api = otel;
   const parent = api.trace.setSpanContext(api.context.active(), {
     traceId: p.traceId,
     spanId: p.spanId,
