@@ -75,6 +75,11 @@ interface CacheEntry {
   live: readonly Instance[] | undefined;
   /** When `live` may next change by time alone (the earliest deadline it relies on). */
   liveUntil: number;
+  /**
+   * Instances seen leaving, and when (local ms): a read sent before that moment may still list them,
+   * and must not bring them back. Emptied by every read sent after them.
+   */
+  left: Map<string, number>;
 }
 
 /**
@@ -200,6 +205,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
         }
         this.#services?.add(ev.svc);
         if (entry) {
+          entry.left.delete(ev.iid);
           const prev = entry.instances.get(ev.iid);
           const ttl = ev.t === "join" && typeof ev.ttl === "number" ? ev.ttl : 0;
           const inst = toInstance(
@@ -216,6 +222,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
         break;
       }
       case "leave":
+        if (entry) entry.left.set(ev.iid, Date.now());
         if (entry?.instances.delete(ev.iid)) {
           entry.live = undefined;
           this.emit("leave", { service: ev.svc, id: ev.iid });
@@ -240,6 +247,7 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
         loading: undefined,
         live: undefined,
         liveUntil: 0,
+        left: new Map(),
       };
       this.#cache.set(service, entry);
     }
@@ -248,6 +256,11 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
     const sentAt = Date.now();
     e.loading = this.#read(service)
       .then((found) => {
+        // A read sent before a leave event may still list the instance: it stays gone.
+        for (const [id, at] of e.left) {
+          if (at >= sentAt) found.delete(id);
+          else e.left.delete(id);
+        }
         const before = e.instances;
         e.instances = found;
         e.loadedAt = Date.now();
@@ -340,6 +353,8 @@ export class Discovery extends EventEmitter<DiscoveryEvents> {
   /** Drop one instance from the cache at once (e.g. PUBLISH reached no receiver). */
   evict(service: string, id: string): void {
     const entry = this.#cache.get(service);
+    // A read already on its way may still list it: only a read sent after now brings it back.
+    entry?.left.set(id, Date.now());
     if (entry?.instances.delete(id)) {
       entry.live = undefined;
       this.emit("leave", { service, id });

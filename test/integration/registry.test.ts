@@ -3,6 +3,9 @@ import { before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   ConnectionError,
+  createDiscovery,
+  createKeys,
+  createRedisConnection,
   createService,
   readHealth,
   readHealthLog,
@@ -265,6 +268,59 @@ describe(onTopology("registry: registration, presence, discovery, routes, health
     await a.stop();
     assert.equal(a.state, "stopped");
     assert.deepEqual(await watcher.registry.instances("worker"), []);
+  });
+
+  test("a reconciliation read sent before an instance left does not bring it back", async () => {
+    const ns = randomNamespace();
+    const worker = svc("worker", ns);
+    await worker.start();
+    const conn = createRedisConnection({ redis: redis.url });
+    await conn.connect();
+    // The real Redis answers at once; the test holds the answer of one read until the leave was seen.
+    let hold: Promise<void> | undefined;
+    let readDone!: () => void;
+    const read = new Promise<void>((r) => (readDone = r));
+    const held = new Proxy(conn, {
+      get(target, key) {
+        const v = Reflect.get(target, key);
+        if (key !== "script") return typeof v === "function" ? v.bind(target) : v;
+        return async (...args: Parameters<typeof conn.script>) => {
+          const reply = await target.script(...args);
+          const gate = hold;
+          if (gate) {
+            hold = undefined;
+            readDone();
+            await gate;
+          }
+          return reply;
+        };
+      },
+    });
+    const d = createDiscovery({
+      redis: held,
+      keys: createKeys({ namespace: ns, cluster: conn.topology === "cluster" }),
+      reconcileMs: 60_000,
+    });
+    try {
+      await d.start();
+      assert.equal((await d.instances("worker")).length, 1);
+      let release!: () => void;
+      hold = new Promise<void>((r) => (release = r));
+      const reconciling = d.reconcile();
+      await read; // Redis answered the read, listing the worker; its answer is held
+      const left = new Promise<void>((r) => d.once("leave", () => r()));
+      await worker.stop();
+      await left;
+      release();
+      await reconciling;
+      assert.deepEqual(d.cachedInstances("worker"), [], "the stale read did not resurrect the worker");
+      // A read sent after the leave is the truth again.
+      await d.reconcile();
+      assert.deepEqual(await d.instances("worker"), []);
+    } finally {
+      await d.stop();
+      await conn.close();
+    }
   });
 
   test("start() against no Redis rejects with a typed error and leaves nothing running", async () => {
